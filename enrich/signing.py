@@ -26,16 +26,16 @@ __all__ = [
     "API_VERSION",
     "EMPTY_SHA256",
     "USER_AGENT",
-    "acs3_signature",
-    "v1_signature",
     "Credentials",
     "SignedRequest",
+    "acs3_signature",
     "canonical_query",
     "canonical_request",
     "credentials_from_env",
     "new_nonce",
     "sign_request",
     "utc_timestamp",
+    "v1_signature",
 ]
 
 ALGORITHM = "ACS3-HMAC-SHA256"

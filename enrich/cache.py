@@ -1,0 +1,186 @@
+"""The result ledger: every answer recorded durably as it arrives (SQLite, WAL).
+
+Keyed by (CustSpaceId, normalised number). Kept: ``ok`` and ``no_profile`` answers,
+and final API errors (``error``) that another try would not change. Never kept:
+transient failures (throttles, timeouts, 5xx) and account-level errors.
+
+Each ``put`` is its own committed transaction; with WAL and ``synchronous=NORMAL`` a
+committed answer survives the process being killed (kill -9), so a rerun repeats no
+finished call. (A power cut may lose the last commits; they are simply asked again.)
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from enrich.client import Answer, Profile
+from enrich.errors import OutputError
+
+__all__ = ["CachedAnswer", "Ledger", "default_cache_path"]
+
+Key = tuple[str, str]
+Status = Literal["ok", "no_profile", "error"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS answers (
+    cust_space_id TEXT NOT NULL,
+    phone TEXT NOT NULL,
+    status TEXT NOT NULL,
+    payload TEXT,
+    request_id TEXT,
+    fetched_at REAL NOT NULL,
+    error_code TEXT,
+    error_message TEXT,
+    http_status INTEGER,
+    PRIMARY KEY (cust_space_id, phone)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS answers_fetched_at ON answers (fetched_at);
+"""
+
+
+def default_cache_path() -> Path:
+    """``<user cache dir>/cams-enrich/ledger.sqlite3`` (platformdirs)."""
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("cams-enrich", appauthor=False)) / "ledger.sqlite3"
+
+
+@dataclass(frozen=True, slots=True)
+class CachedAnswer:
+    """A recorded outcome for one key."""
+
+    status: Status
+    profile: Profile | None
+    request_id: str | None
+    fetched_at: float
+    error_code: str | None = None
+    error_message: str | None = None
+    http_status: int | None = None
+
+
+class Ledger:
+    """SQLite ledger of answers. ``path=None`` keeps it in memory (``--no-cache``)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        target = ":memory:"
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise OutputError(
+                    f"cannot create the cache folder {path.parent}: {exc.strerror}"
+                ) from None
+            target = str(path)
+        try:
+            self._db = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise OutputError(
+                f"cannot use the cache {path}: {exc}; pass another --cache PATH or --no-cache"
+            ) from None
+
+    def close(self) -> None:
+        """Close the database (every put is already committed)."""
+        self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def lookup(self, keys: Iterable[Key], *, not_before: float) -> dict[Key, CachedAnswer]:
+        """Recorded answers for ``keys`` fetched at or after ``not_before`` (POSIX time)."""
+        by_space: dict[str, list[str]] = {}
+        for space, phone in keys:
+            by_space.setdefault(space, []).append(phone)
+        found: dict[Key, CachedAnswer] = {}
+        for space, phones in by_space.items():
+            for chunk in _chunks(phones, 500):
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    "SELECT phone, status, payload, request_id, fetched_at, error_code,"
+                    " error_message, http_status FROM answers"
+                    f" WHERE cust_space_id = ? AND phone IN ({marks}) AND fetched_at >= ?",
+                    (space, *chunk, not_before),
+                ).fetchall()
+                for row in rows:
+                    found[(space, row[0])] = _row_to_answer(row[1:])
+        return found
+
+    def put_answer(self, key: Key, answer: Answer) -> None:
+        """Record a successful answer (ok or no_profile), committed at once."""
+        status: Status = "ok" if answer.profile is not None else "no_profile"
+        payload = json.dumps(answer.profile.to_json()) if answer.profile is not None else None
+        self._write(key, status, payload, answer.request_id, answer.fetched_at, None, None, None)
+
+    def put_error(
+        self,
+        key: Key,
+        *,
+        code: str,
+        message: str,
+        http_status: int | None,
+        request_id: str | None,
+        fetched_at: float,
+    ) -> None:
+        """Record a final API error (one that another try would not change)."""
+        self._write(key, "error", None, request_id, fetched_at, code, message, http_status)
+
+    def _write(self, key: Key, *values: Any) -> None:
+        try:
+            self._db.execute(
+                "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*key, *values),
+            )
+        except sqlite3.Error as exc:
+            raise OutputError(f"cannot write to the cache {self.path}: {exc}") from None
+
+    def stats(self) -> dict[str, Any]:
+        """Counts by status, oldest and newest fetch time, file size."""
+        by_status = dict(
+            self._db.execute("SELECT status, COUNT(*) FROM answers GROUP BY status").fetchall()
+        )
+        oldest, newest = self._db.execute(
+            "SELECT MIN(fetched_at), MAX(fetched_at) FROM answers"
+        ).fetchone()
+        size = self.path.stat().st_size if self.path is not None and self.path.exists() else 0
+        return {
+            "path": str(self.path) if self.path else ":memory:",
+            "entries": sum(by_status.values()),
+            "by_status": by_status,
+            "oldest": oldest,
+            "newest": newest,
+            "bytes": size,
+        }
+
+    def prune(self, *, older_than: float) -> int:
+        """Delete answers fetched before ``older_than`` (POSIX time); return how many."""
+        cur = self._db.execute("DELETE FROM answers WHERE fetched_at < ?", (older_than,))
+        return cur.rowcount
+
+    def clear(self) -> int:
+        """Delete every answer; return how many."""
+        cur = self._db.execute("DELETE FROM answers")
+        self._db.execute("VACUUM")
+        return cur.rowcount
+
+
+def _row_to_answer(row: tuple[Any, ...]) -> CachedAnswer:
+    status, payload, request_id, fetched_at, code, message, http_status = row
+    profile = Profile.from_json(json.loads(payload)) if payload else None
+    return CachedAnswer(status, profile, request_id, fetched_at, code, message, http_status)
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

@@ -1,0 +1,161 @@
+"""The run's throttle: one gate that every request passes, retries included.
+
+``Throttle`` paces request *starts* with an ``aiolimiter.AsyncLimiter`` whose bucket
+holds a single request, so there is never a burst (a plain ``AsyncLimiter(10, 1)``
+lets 19 through in the first second). It paces a few percent under ``--rate``
+because a request may reach the service some milliseconds after it was released.
+
+When the service throttles, the pace drops multiplicatively (at most once per
+window: answers already in flight reflect the old pace), then climbs back
+additively — quickly while well below the rate that was throttled, slowly near it —
+so a run that shares the account with another process settles just under its share.
+
+``ConcurrencyGate`` bounds requests in flight to what the pace needs at the
+observed latency (rate × latency × headroom), within a cap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiolimiter import AsyncLimiter
+
+__all__ = ["AdaptParams", "ConcurrencyGate", "Throttle"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdaptParams:
+    """How the pace reacts to throttle answers (tuned with ``bench/``)."""
+
+    headroom: float = 0.975  # pace at this share of --rate
+    decrease: float = 0.85  # multiply the pace by this on a throttle answer
+    min_share: float = 0.05  # never below this share of --rate
+    window_s: float = 1.0  # one decrease per window at most
+    fast_step: float = 0.10  # share of --rate regained per second, far below the last ceiling
+    slow_step: float = 0.01  # … and near it (within ``near``)
+    near: float = 0.95
+    forget_s: float = 60.0  # a throttle this old no longer marks a ceiling
+
+
+class Throttle:
+    """Paces request starts: never more than the pace, no burst, adaptive on throttling."""
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        params: AdaptParams | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.params = params or AdaptParams()
+        self.max_pace = rate * self.params.headroom
+        self.pace = self.max_pace
+        self._limiter = AsyncLimiter(1, 1.0 / self.pace)
+        self._clock = clock
+        self._last_decrease = -math.inf
+        self._last_increase = -math.inf
+        self._ceiling: float | None = None
+        self.throttle_events = 0
+
+    def _now(self) -> float:
+        return self._clock() if self._clock else asyncio.get_running_loop().time()
+
+    async def acquire(self) -> None:
+        """Wait for this request's slot."""
+        await self._limiter.acquire()
+
+    def _set_pace(self, pace: float) -> None:
+        # Account the time elapsed so far at the old pace, then change it.
+        self._limiter.has_capacity()
+        self.pace = pace
+        self._limiter.time_period = 1.0 / pace
+        self._limiter._rate_per_sec = pace  # aiolimiter keeps the derived rate privately
+
+    def on_throttle(self) -> None:
+        """A throttle answer: slow the whole run down (once per window)."""
+        now = self._now()
+        p = self.params
+        if now - self._last_decrease < p.window_s:
+            return
+        self.throttle_events += 1
+        self._ceiling = self.pace
+        self._last_decrease = now
+        self._last_increase = now
+        self._set_pace(max(self.max_pace * p.min_share, self.pace * p.decrease))
+
+    def on_success(self) -> None:
+        """An answer that was not a throttle: climb back towards ``--rate``."""
+        if self.pace >= self.max_pace:
+            return
+        now = self._now()
+        p = self.params
+        elapsed = now - self._last_increase
+        if elapsed < 0.25:
+            return
+        self._last_increase = now
+        if self._ceiling is not None and now - self._last_decrease > p.forget_s:
+            self._ceiling = None
+        near = self._ceiling is not None and self.pace >= self._ceiling * p.near
+        step = (p.slow_step if near else p.fast_step) * self.max_pace * elapsed
+        if self._ceiling is not None and not near:
+            # climb fast, but stop at the edge of the slow zone
+            target = min(self.pace + step, self._ceiling * p.near)
+            target = max(target, self.pace)
+        else:
+            target = self.pace + step
+        self._set_pace(min(self.max_pace, target))
+
+
+class ConcurrencyGate:
+    """Bounds requests in flight to pace × latency × headroom (or a fixed number)."""
+
+    def __init__(
+        self,
+        *,
+        pace: Callable[[], float],
+        fixed: int | None = None,
+        cap: int = 512,
+        floor: int = 2,
+        headroom: float = 1.5,
+        initial_latency_s: float = 0.5,
+    ) -> None:
+        self._pace = pace
+        self._fixed = fixed
+        self._cap = cap
+        self._floor = floor
+        self._headroom = headroom
+        self.latency_s = initial_latency_s
+        self.in_flight = 0
+        self.peak = 0
+        self._cond = asyncio.Condition()
+
+    @property
+    def limit(self) -> int:
+        """The current bound on requests in flight."""
+        if self._fixed is not None:
+            return self._fixed
+        want = math.ceil(self._pace() * self.latency_s * self._headroom) + 1
+        return max(self._floor, min(self._cap, want))
+
+    def observe(self, latency_s: float) -> None:
+        """Feed one observed latency (EWMA, reacting faster to slow-downs)."""
+        alpha = 0.3 if latency_s > self.latency_s else 0.05
+        self.latency_s += alpha * (latency_s - self.latency_s)
+
+    async def acquire(self) -> None:
+        """Wait for a place in flight."""
+        async with self._cond:
+            await self._cond.wait_for(lambda: self.in_flight < self.limit)
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+
+    async def release(self) -> None:
+        """Give the place back."""
+        async with self._cond:
+            self.in_flight -= 1
+            self._cond.notify_all()

@@ -1,0 +1,106 @@
+"""Retry policy as data: which failure is retried, final or fatal, and how long to wait.
+
+``RULES`` is an ordered table; the first rule that matches a ``CallError`` decides.
+The runner never decides by itself: it asks ``classify`` and ``backoff_s``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from enrich.errors import ACCOUNT_FATAL_CODES, CallError
+
+__all__ = [
+    "RULES",
+    "Decision",
+    "RetryPolicy",
+    "Rule",
+    "classify",
+]
+
+#: retry: try again after a backoff; final: report the row; fatal: stop the run;
+#: fatal_space: every number of this CustSpaceId would fail the same way.
+Decision = Literal["retry", "final", "fatal", "fatal_space"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One row of the table. A rule matches on code (exact or prefix) or on HTTP status."""
+
+    name: str
+    decision: Decision
+    codes: frozenset[str] = frozenset()
+    prefixes: tuple[str, ...] = ()
+    statuses: range | None = None
+    throttle: bool = False  # a throttle answer also slows the whole run down
+
+    def matches(self, err: CallError) -> bool:
+        """True when this rule applies to ``err``."""
+        if err.code in self.codes or err.code.startswith(self.prefixes or ("\0",)):
+            return True
+        return self.statuses is not None and err.http_status in self.statuses
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("account", "fatal", codes=ACCOUNT_FATAL_CODES),
+    Rule("clock", "fatal", codes=frozenset({"InvalidTimeStamp.Expired"})),
+    Rule("resource-owner", "fatal_space", codes=frozenset({"Unknown.ResourceOwnerId"})),
+    Rule(
+        "throttle",
+        "retry",
+        codes=frozenset({"System.LimitControl", "Client.HTTP429", "ServiceUnavailable.Throttling"}),
+        prefixes=("Throttling",),
+        statuses=range(429, 430),
+        throttle=True,
+    ),
+    Rule("nonce", "retry", codes=frozenset({"SignatureNonceUsed"})),
+    Rule("server", "retry", statuses=range(500, 600)),
+    Rule(
+        "server-code",
+        "retry",
+        codes=frozenset({"InternalError", "InternalFailure", "ServiceUnavailable", "UnknownError"}),
+    ),
+    Rule("transport", "retry", codes=frozenset({"Client.Timeout", "Client.Connection"})),
+    # An unparseable 2xx body is nearly always a truncated or mangled answer from a
+    # gateway: worth another try; after the last one it is reported as such.
+    Rule("bad-body", "retry", codes=frozenset({"Client.BadResponse"})),
+)
+
+
+def classify(err: CallError) -> Rule | None:
+    """The first matching rule, or None: final (reported, not retried)."""
+    for rule in RULES:
+        if rule.matches(err):
+            return rule
+    return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """Attempts and exponential backoff with full jitter, honouring retry-after hints."""
+
+    max_attempts: int = 6
+    base_s: float = 0.5
+    cap_s: float = 30.0
+
+    def decide(self, err: CallError, attempts: int) -> tuple[Decision, bool]:
+        """(decision, is_throttle) after ``attempts`` tries ended in ``err``."""
+        rule = classify(err)
+        if rule is None:
+            return "final", False
+        if rule.decision == "retry" and attempts >= self.max_attempts:
+            return "final", rule.throttle
+        return rule.decision, rule.throttle
+
+    def backoff_s(
+        self, attempts: int, err: CallError, *, rand: Callable[[], float] = random.random
+    ) -> float:
+        """Full jitter: uniform(0, min(cap, base·2^(attempts-1))), at least the server's hint."""
+        ceiling = min(self.cap_s, self.base_s * (2.0 ** max(0, attempts - 1)))
+        delay = rand() * ceiling
+        if err.retry_after_s is not None:
+            delay = max(delay, min(err.retry_after_s, self.cap_s * 4))
+        return delay
