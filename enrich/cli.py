@@ -1,0 +1,371 @@
+"""The ``enrich`` command line: options → a RunConfig, errors → exit codes. No logic here."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from click.core import ParameterSource
+
+from enrich import errors as E
+from enrich.job import RunConfig, apply_job_file, parse_duration
+
+__all__ = ["cli", "main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CliError(click.ClickException):
+    """An ``EnrichError`` as click shows it: one line on stderr, its own exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"enrich: error: {self.format_message()}", err=True)
+
+
+def translate_errors(fn: F) -> F:
+    """Turn the error tree into exit codes; never a traceback for a known failure."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except E.EnrichError as exc:
+            raise CliError(str(exc), exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise CliError("interrupted", E.EXIT_INTERRUPTED) from None
+        except click.exceptions.Exit:
+            raise
+        except (click.ClickException, click.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get("ENRICH_DEBUG") == "1":
+                raise
+            raise CliError(
+                f"internal error: {type(exc).__name__}: {exc} "
+                "(rerun with ENRICH_DEBUG=1 for details, and please report it)",
+                E.EXIT_FAILURE,
+            ) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _input_options(fn: F) -> F:
+    opts = [
+        click.option(
+            "--job",
+            "job",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="Job file (TOML) with the options; flags given here override it.",
+        ),
+        click.option(
+            "--phone-column",
+            metavar="NAME",
+            help="Column holding the numbers (default: auto-detect phone, "
+            "phone_number, mobile, msisdn, tel, whatsapp…).",
+        ),
+        click.option(
+            "--cust-space-id",
+            metavar="ID",
+            envvar="CAMS_CUST_SPACE_ID",
+            help="CustSpaceId for every row (env CAMS_CUST_SPACE_ID).",
+        ),
+        click.option(
+            "--cust-space-column", metavar="NAME", help="Column with a per-row CustSpaceId."
+        ),
+        click.option(
+            "--default-region",
+            metavar="CC",
+            help="ISO 3166 region (e.g. CN, GB) for numbers written without a country code.",
+        ),
+        click.option(
+            "--sheet",
+            metavar="NAME",
+            help="XLSX sheet: a name or a 1-based position (default: first).",
+        ),
+        click.option(
+            "--separator", metavar="C", help="CSV separator (default: sniffed among , ; tab |)."
+        ),
+        click.option(
+            "--rate", type=float, help="Requests per second for this account.  [default: 10]"
+        ),
+        click.option(
+            "--cache",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help="Result cache (SQLite).  [default: a file in the user cache dir]",
+        ),
+        click.option("--no-cache", is_flag=True, default=None, help="Use no result cache."),
+        click.option(
+            "--max-age",
+            metavar="DURATION",
+            help="Reuse cached answers younger than this (30m, 12h, 7d).  [default: 7d]",
+        ),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def _config(ctx: click.Context, input_path: Path | None, params: dict[str, Any]) -> RunConfig:
+    """Command-line values override the job file; env and built-in defaults come last."""
+    job = params.pop("job", None)
+    overrides: dict[str, Any] = {}
+    defaults: dict[str, Any] = {}
+    for name, value in params.items():
+        source = ctx.get_parameter_source(name)
+        if value is None:
+            continue
+        if source in (ParameterSource.COMMANDLINE, ParameterSource.PROMPT):
+            overrides[name] = value
+        else:
+            defaults[name] = value
+    if input_path is not None:
+        overrides["input"] = input_path
+    return apply_job_file(job, overrides, defaults)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="cams-enrich", prog_name="enrich")
+def cli() -> None:
+    """Enrich phone lists with WhatsApp business profiles from Alibaba Cloud CAMS.
+
+    \b
+    Try it with no account, against the embedded emulator:
+      enrich run sample_data/contacts.csv --mock
+    """
+
+
+@cli.command("run")
+@click.argument(
+    "input_path", metavar="INPUT", required=False, type=click.Path(path_type=Path, dir_okay=True)
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Enriched file; format from the extension (.csv .parquet .xlsx).  "
+    "[default: <input stem>.enriched.<input ext> beside the input]",
+)
+@click.option(
+    "--errors",
+    type=click.Path(path_type=Path),
+    help="Error report (CSV).  [default: <input stem>.errors.csv beside the output]",
+)
+@click.option(
+    "--summary",
+    type=click.Path(path_type=Path),
+    help="Run summary (JSON).  [default: <input stem>.summary.json beside the output]",
+)
+@_input_options
+@click.option(
+    "--region-id",
+    metavar="R",
+    envvar="ALIBABA_CLOUD_REGION_ID",
+    help="Region of the endpoint cams.<R>.aliyuncs.com (env ALIBABA_CLOUD_REGION_ID).  "
+    "[default: ap-southeast-1]",
+)
+@click.option(
+    "--endpoint",
+    metavar="URL",
+    envvar="CAMS_ENDPOINT",
+    help="Full endpoint URL, overrides --region-id (env CAMS_ENDPOINT). "
+    "Plain http only to loopback.",
+)
+@click.option(
+    "--mock",
+    is_flag=True,
+    default=None,
+    help="Start the embedded emulator and use it (no credentials needed).",
+)
+@click.option(
+    "--concurrency",
+    type=int,
+    help="Most requests in flight.  [default: sized from rate × observed latency]",
+)
+@click.option(
+    "--max-attempts", type=int, help="Tries per number for retryable failures.  [default: 6]"
+)
+@click.option("--timeout", type=float, help="Per-request timeout, seconds.  [default: 10]")
+@click.option(
+    "--max-error-rate",
+    type=float,
+    help="Exit 4 when error rows / rows exceed this.  [default: 1.0, never]",
+)
+@click.option("--limit", type=int, help="Enrich only the first N distinct numbers (a quick trial).")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar on stderr.  [default: on when stderr is a terminal]",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    help="Log lines on stderr.  [default: text]",
+)
+@click.pass_context
+@translate_errors
+def run_command(ctx: click.Context, input_path: Path | None, **params: Any) -> None:
+    """Enrich INPUT (CSV, Parquet or XLSX) with WhatsApp business profiles.
+
+    Writes the enriched file, an error report (CSV) and a run summary (JSON).
+    Credentials come from ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET
+    (and ALIBABA_CLOUD_SECURITY_TOKEN), never from a flag.
+
+    \b
+    Examples:
+      enrich run sample_data/contacts.csv --mock
+      enrich run leads.xlsx --cust-space-id 2934839388494 --default-region GB -o leads.out.xlsx
+      enrich run --job jobs/nightly.example.toml
+
+    \b
+    Exit codes: 0 done, 1 failure, 2 usage, 3 aborted on a fatal account error,
+    4 done but --max-error-rate exceeded, 130 interrupted (rerun to resume).
+    """
+    from enrich.presentation import make_presentation
+    from enrich.runner import Seams, run
+
+    cfg = _config(ctx, input_path, params)
+    pres = make_presentation(cfg)
+    with pres:
+        result = run(cfg, seams=Seams(log=pres.log, on_progress=pres.on_progress))
+        pres.final_table(result.summary)
+    ctx.exit(result.exit_code)
+
+
+@cli.command("check")
+@click.argument(
+    "input_path", metavar="INPUT", required=False, type=click.Path(path_type=Path, dir_okay=True)
+)
+@_input_options
+@click.option("--limit", type=int, help="Count only the first N distinct numbers, as run --limit.")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+@click.pass_context
+@translate_errors
+def check_command(
+    ctx: click.Context, input_path: Path | None, as_json: bool, **params: Any
+) -> None:
+    """Validate INPUT and its numbers, call nothing, and say what a run would cost.
+
+    Prints rows, valid and invalid numbers (with the first examples and their row
+    numbers), duplicates, numbers already fresh in the cache, the calls a run
+    needs and how long they take at --rate.
+
+    \b
+    Example:
+      enrich check sample_data/contacts.csv --default-region GB
+    """
+    from enrich.checking import check, render_check
+
+    cfg = _config(ctx, input_path, params)
+    result = check(cfg)
+    click.echo(
+        json.dumps(result, indent=2, ensure_ascii=False) if as_json else render_check(result)
+    )
+
+
+@cli.group("cache")
+def cache_group() -> None:
+    """Look after the result cache (SQLite).
+
+    \b
+    Examples:
+      enrich cache stats
+      enrich cache prune --older-than 30d
+      enrich cache clear --cache /var/lib/enrich/ledger.sqlite3
+    """
+
+
+_cache_opt = click.option(
+    "--cache",
+    "cache_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The cache file.  [default: the one enrich run uses]",
+)
+
+
+def _ledger(cache_path: Path | None) -> Any:
+    from enrich.cache import Ledger, default_cache_path
+
+    return Ledger(cache_path or default_cache_path())
+
+
+@cache_group.command("stats")
+@_cache_opt
+@translate_errors
+def cache_stats(cache_path: Path | None) -> None:
+    """Print entries by status, oldest and newest answer, and size (JSON).
+
+    \b
+    Example:
+      enrich cache stats
+    """
+    with _ledger(cache_path) as ledger:
+        stats = ledger.stats()
+    for key in ("oldest", "newest"):
+        if stats[key] is not None:
+            stats[key] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stats[key]))
+    click.echo(json.dumps(stats, indent=2))
+
+
+@cache_group.command("prune")
+@_cache_opt
+@click.option(
+    "--older-than",
+    metavar="DURATION",
+    required=True,
+    help="Delete answers older than this (30m, 12h, 30d).",
+)
+@translate_errors
+def cache_prune(cache_path: Path | None, older_than: str) -> None:
+    """Delete cached answers older than a duration.
+
+    \b
+    Example:
+      enrich cache prune --older-than 30d
+    """
+    age = parse_duration(older_than, option="--older-than")
+    with _ledger(cache_path) as ledger:
+        n = ledger.prune(older_than=time.time() - age)
+    click.echo(f"pruned {n} answers older than {older_than}")
+
+
+@cache_group.command("clear")
+@_cache_opt
+@translate_errors
+def cache_clear(cache_path: Path | None) -> None:
+    """Delete every cached answer.
+
+    \b
+    Example:
+      enrich cache clear
+    """
+    with _ledger(cache_path) as ledger:
+        n = ledger.clear()
+    click.echo(f"cleared {n} answers")
+
+
+def _register_emulator() -> None:
+    from enrich.emulator.command import emulator_command
+
+    cli.add_command(emulator_command, "emulator")
+
+
+_register_emulator()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        cli.main(prog_name="enrich", standalone_mode=True)
+    except KeyboardInterrupt:  # pragma: no cover - click maps it to Abort first
+        sys.exit(E.EXIT_INTERRUPTED)

@@ -1,0 +1,216 @@
+"""``RunConfig`` — everything one run needs — and job files (flat TOML).
+
+A job file names ``input`` and any long ``run`` option with dashes turned into
+underscores. String values may use ``${ENV}``; paths may use ``{date}``
+(``YYYY-MM-DD``, UTC) and ``{datetime}`` (``YYYYMMDDTHHMMSSZ``). Relative paths are
+relative to the job file's folder. Options given on the command line override it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import time
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from enrich.errors import ConfigError, UsageError
+
+__all__ = [
+    "PATH_KEYS",
+    "RunConfig",
+    "apply_job_file",
+    "parse_duration",
+]
+
+LogFormat = Literal["text", "json"]
+
+#: Keys whose values are paths (``{date}`` expanded, relative to the job file).
+PATH_KEYS = frozenset({"input", "output", "errors", "summary", "cache"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    """The options of one ``enrich run`` (names as in SPEC.md, dashes → underscores)."""
+
+    input: Path
+    output: Path | None = None
+    errors: Path | None = None
+    summary: Path | None = None
+    phone_column: str | None = None
+    cust_space_id: str | None = None
+    cust_space_column: str | None = None
+    default_region: str | None = None
+    region_id: str = "ap-southeast-1"
+    endpoint: str | None = None
+    mock: bool = False
+    rate: float = 10.0
+    concurrency: int | None = None
+    max_attempts: int = 6
+    timeout: float = 10.0
+    cache: Path | None = None
+    no_cache: bool = False
+    max_age: str = "7d"
+    max_error_rate: float = 1.0
+    progress: bool | None = None
+    log_format: LogFormat = "text"
+    sheet: str | None = None
+    separator: str | None = None
+    limit: int | None = None
+
+    def validated(self) -> RunConfig:
+        """Check value ranges; raise UsageError (exit 2) naming the option."""
+        if not (math.isfinite(self.rate) and self.rate > 0):
+            raise UsageError(
+                f"--rate must be a positive number of requests per second, not {self.rate:g}"
+            )
+        if self.concurrency is not None and self.concurrency < 1:
+            raise UsageError(f"--concurrency must be at least 1, not {self.concurrency}")
+        if self.max_attempts < 1:
+            raise UsageError(f"--max-attempts must be at least 1, not {self.max_attempts}")
+        if not (math.isfinite(self.timeout) and self.timeout > 0):
+            raise UsageError(
+                f"--timeout must be a positive number of seconds, not {self.timeout:g}"
+            )
+        if not 0.0 <= self.max_error_rate <= 1.0:
+            raise UsageError(
+                f"--max-error-rate must be between 0 and 1, not {self.max_error_rate:g}"
+            )
+        if self.limit is not None and self.limit < 1:
+            raise UsageError(f"--limit must be at least 1, not {self.limit}")
+        if self.separator is not None and len(self.separator) != 1:
+            raise UsageError(f"--separator must be one character, not {self.separator!r}")
+        if self.cust_space_id and self.cust_space_column:
+            raise UsageError("give either --cust-space-id or --cust-space-column, not both")
+        if self.no_cache and self.cache is not None:
+            raise UsageError("give either --cache PATH or --no-cache, not both")
+        parse_duration(self.max_age, option="--max-age")
+        return self
+
+    @property
+    def max_age_s(self) -> float:
+        """``--max-age`` in seconds."""
+        return parse_duration(self.max_age, option="--max-age")
+
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", re.IGNORECASE)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str, *, option: str) -> float:
+    """``30m``, ``12h``, ``7d`` (also ``s`` and ``w``) → seconds; UsageError otherwise."""
+    m = _DURATION.fullmatch(str(text))
+    if not m:
+        raise UsageError(f"{option} {text!r} is not a duration such as 30m, 12h or 7d")
+    return float(m.group(1)) * _UNITS[m.group(2).lower()]
+
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _interpolate(value: str, *, key: str, job: Path, environ: Mapping[str, str]) -> str:
+    def sub(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in environ:
+            raise ConfigError(f"{job.name}: {key} uses ${{{name}}} but {name} is not set")
+        return environ[name]
+
+    return _ENV.sub(sub, value)
+
+
+def _expand_path(value: str, *, base: Path, now: float) -> Path:
+    stamp = time.gmtime(now)
+    text = value.replace("{date}", time.strftime("%Y-%m-%d", stamp)).replace(
+        "{datetime}", time.strftime("%Y%m%dT%H%M%SZ", stamp)
+    )
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+_FIELDS = {f.name: f for f in fields(RunConfig)}
+_BOOL = frozenset({"mock", "no_cache", "progress"})
+_INT = frozenset({"concurrency", "max_attempts", "limit"})
+_FLOAT = frozenset({"rate", "timeout", "max_error_rate"})
+
+
+def _coerce(key: str, value: Any, *, job: Path) -> Any:
+    if key in _BOOL:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{job.name}: {key} must be true or false")
+        return value
+    if key in _INT:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{job.name}: {key} must be a whole number")
+        return value
+    if key in _FLOAT:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{job.name}: {key} must be a number")
+        return float(value)
+    if key == "max_age" and isinstance(value, str):
+        return value
+    if not isinstance(value, str):
+        raise ConfigError(f"{job.name}: {key} must be a string")
+    if key == "log_format" and value not in ("text", "json"):
+        raise ConfigError(f'{job.name}: log_format must be "text" or "json"')
+    return value
+
+
+def load_job_file(
+    job: Path, *, environ: Mapping[str, str] | None = None, now: float | None = None
+) -> dict[str, Any]:
+    """Read a job file into RunConfig keyword arguments (ConfigError on any problem)."""
+    env = os.environ if environ is None else environ
+    when = time.time() if now is None else now
+    try:
+        raw = tomllib.loads(job.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"job file {job} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read job file {job}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{job.name} is not valid TOML: {exc}") from None
+    base = job.resolve().parent
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            raise ConfigError(f"{job.name}: [{key}] tables are not supported; keep it flat")
+        if key not in _FIELDS:
+            known = ", ".join(sorted(_FIELDS))
+            raise ConfigError(f"{job.name}: unknown key {key!r}; known keys: {known}")
+        if isinstance(value, str):
+            value = _interpolate(value, key=key, job=job, environ=env)
+        value = _coerce(key, value, job=job) if key not in PATH_KEYS else value
+        if key in PATH_KEYS:
+            if not isinstance(value, str):
+                raise ConfigError(f"{job.name}: {key} must be a path string")
+            value = _expand_path(value, base=base, now=when)
+        out[key] = value
+    if "input" not in out:
+        raise ConfigError(f'{job.name}: no input = "..." key; name the file to enrich')
+    return out
+
+
+def apply_job_file(
+    job: Path | None,
+    overrides: Mapping[str, Any],
+    defaults: Mapping[str, Any],
+    *,
+    environ: Mapping[str, str] | None = None,
+    now: float | None = None,
+) -> RunConfig:
+    """Merge: command-line ``overrides`` > job file > ``defaults`` (env and built-ins)."""
+    merged: dict[str, Any] = {k: v for k, v in defaults.items() if k in _FIELDS}
+    if job is not None:
+        merged.update(load_job_file(job, environ=environ, now=now))
+    merged.update({k: v for k, v in overrides.items() if k in _FIELDS})
+    if merged.get("input") is None:
+        raise UsageError("name an INPUT file, or a job file with --job")
+    merged["input"] = Path(merged["input"])
+    for key in ("output", "errors", "summary", "cache"):
+        if merged.get(key) is not None:
+            merged[key] = Path(merged[key])
+    return replace(RunConfig(input=merged.pop("input")), **merged).validated()

@@ -1,0 +1,270 @@
+"""The three outputs: the enriched file, the error report and the run summary.
+
+Every input row, in input order, with its columns unchanged, then exactly the
+``BP_COLUMNS``. The error report has one line per row that did not end ``ok`` or
+``no_profile``. All three are staged as temporary files beside their targets and
+renamed only once all three are whole, so a failure never leaves a half-written
+file nor replaces an older good one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from enrich import frames
+from enrich.errors import InputError, OutputError
+
+if TYPE_CHECKING:
+    from enrich.runner import Key, KeyOutcome, Prepared
+
+__all__ = [
+    "API_TEXT_COLUMNS",
+    "BP_COLUMNS",
+    "ERROR_COLUMNS",
+    "enriched_frame",
+    "error_frame",
+    "row_counts",
+    "write_outputs",
+]
+
+BP_COLUMNS = (
+    "bp_status",
+    "bp_phone",
+    "bp_about",
+    "bp_address",
+    "bp_description",
+    "bp_vertical",
+    "bp_email",
+    "bp_profile_picture_url",
+    "bp_websites",
+    "bp_fetched_at",
+    "bp_request_id",
+    "bp_error_code",
+)
+#: Text that came from the API: neutralised against formulas in CSV and XLSX.
+API_TEXT_COLUMNS = (
+    "bp_about",
+    "bp_address",
+    "bp_description",
+    "bp_vertical",
+    "bp_email",
+    "bp_profile_picture_url",
+    "bp_websites",
+    "bp_request_id",
+    "bp_error_code",
+)
+ERROR_COLUMNS = (
+    "row",
+    "phone",
+    "phone_normalized",
+    "cust_space_id",
+    "error_code",
+    "error_message",
+    "http_status",
+    "request_id",
+    "attempts",
+)
+_PROFILE_ATTRS = (
+    ("bp_about", "about"),
+    ("bp_address", "address"),
+    ("bp_description", "description"),
+    ("bp_vertical", "vertical"),
+    ("bp_email", "email"),
+    ("bp_profile_picture_url", "profile_picture_url"),
+)
+_LOCAL_MESSAGES = {
+    "Client.MissingPhone": "empty phone cell",
+    "Client.InvalidPhone": "not a possible phone number",
+    "Client.MissingCustSpaceId": "empty CustSpaceId cell",
+}
+_S = pl.String
+
+
+def _results(outcomes: Mapping[Key, KeyOutcome]) -> pl.DataFrame:
+    cols: dict[str, list[Any]] = {
+        name: []
+        for name in (
+            "cust",
+            "number",
+            "r_status",
+            *(c for c, _ in _PROFILE_ATTRS),
+            "bp_websites",
+            "r_fetched",
+            "bp_request_id",
+            "r_code",
+            "r_message",
+            "r_http",
+            "r_attempts",
+        )
+    }
+    for (space, number), o in outcomes.items():
+        cols["cust"].append(space)
+        cols["number"].append(number)
+        cols["r_status"].append(o.status)
+        for col, attr in _PROFILE_ATTRS:
+            cols[col].append(getattr(o.profile, attr) if o.profile is not None else None)
+        cols["bp_websites"].append(list(o.profile.websites) if o.profile is not None else [])
+        cols["r_fetched"].append(o.fetched_at)
+        cols["bp_request_id"].append(o.request_id)
+        cols["r_code"].append(o.error_code)
+        cols["r_message"].append(o.error_message)
+        cols["r_http"].append(o.http_status)
+        cols["r_attempts"].append(o.attempts)
+    schema: dict[str, Any] = {k: _S for k in cols}
+    schema.update(
+        bp_websites=pl.List(_S), r_fetched=pl.Float64, r_http=pl.Int64, r_attempts=pl.Int64
+    )
+    return pl.DataFrame(cols, schema=schema)
+
+
+def enriched_frame(prep: Prepared, outcomes: Mapping[Key, KeyOutcome]) -> pl.DataFrame:
+    """Input rows + the bp_* columns (plus private ``_``-prefixed report columns)."""
+    clash = [c for c in BP_COLUMNS if c in prep.table.df.columns]
+    if clash:
+        raise InputError(
+            f"{', '.join(clash)} already in the input: is it an enriched file? "
+            "Enrich the original file instead"
+        )
+    joined = prep.rows.join(
+        _results(outcomes), on=["cust", "number"], how="left", maintain_order="left"
+    )
+    local = pl.col("err")
+    status = (
+        pl.when(local.is_in(["Client.MissingPhone", "Client.InvalidPhone"]))
+        .then(pl.lit("invalid_phone"))
+        .when(local.is_not_null())
+        .then(pl.lit("error"))
+        .when(pl.col("r_status").is_null())
+        .then(pl.lit("error"))
+        .otherwise(pl.col("r_status"))
+    )
+    code = (
+        pl.when(local.is_not_null())
+        .then(local)
+        .when(pl.col("r_status").is_null())
+        .then(pl.lit("Client.Aborted"))
+        .otherwise(pl.col("r_code"))
+    )
+    message = (
+        pl.when(local.is_not_null())
+        .then(local.replace_strict(_LOCAL_MESSAGES, default=None, return_dtype=_S))
+        .when(pl.col("r_status").is_null())
+        .then(pl.lit("never attempted: the run was aborted"))
+        .otherwise(pl.col("r_message"))
+    )
+    fetched = (
+        pl.from_epoch((pl.col("r_fetched") * 1000).cast(pl.Int64), time_unit="ms")
+        .dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+        .cast(_S)
+    )
+    bp = joined.select(
+        status.alias("bp_status"),
+        pl.col("number").alias("bp_phone"),
+        *(pl.col(c) for c, _ in _PROFILE_ATTRS),
+        pl.when(status.is_in(["ok", "no_profile"]))
+        .then(pl.col("bp_websites"))
+        .otherwise(pl.lit(None, dtype=pl.List(_S)))
+        .alias("bp_websites"),
+        fetched.alias("bp_fetched_at"),
+        pl.col("bp_request_id"),
+        pl.when(status.is_in(["ok", "no_profile"]))
+        .then(pl.lit(None, dtype=_S))
+        .otherwise(code)
+        .alias("bp_error_code"),
+        pl.col("row").alias("_row"),
+        pl.col("raw").alias("_raw"),
+        pl.col("cust").alias("_cust"),
+        message.alias("_message"),
+        pl.col("r_http").alias("_http"),
+        pl.col("r_attempts").fill_null(0).alias("_attempts"),
+    )
+    return pl.concat([prep.table.df, bp], how="horizontal")
+
+
+def error_frame(prep: Prepared, frame: pl.DataFrame) -> pl.DataFrame:
+    """One line per row that did not end ok or no_profile."""
+    del prep
+    return frame.filter(~pl.col("bp_status").is_in(["ok", "no_profile"])).select(
+        pl.col("_row").alias("row"),
+        pl.col("_raw").alias("phone"),
+        pl.col("bp_phone").alias("phone_normalized"),
+        pl.col("_cust").alias("cust_space_id"),
+        pl.col("bp_error_code").alias("error_code"),
+        pl.col("_message").alias("error_message"),
+        pl.col("_http").alias("http_status"),
+        pl.col("bp_request_id").alias("request_id"),
+        pl.col("_attempts").alias("attempts"),
+    )
+
+
+def row_counts(frame: pl.DataFrame) -> dict[str, Any]:
+    """ok / no_profile / error_rows and errors_by_code, counted over rows."""
+    status = frame["bp_status"]
+    ok = int((status == "ok").sum())
+    nop = int((status == "no_profile").sum())
+    bad = frame.filter(~pl.col("bp_status").is_in(["ok", "no_profile"]))
+    by_code = {
+        str(code): int(n)
+        for code, n in bad.group_by("bp_error_code").len().sort("bp_error_code").iter_rows()
+    }
+    return {"ok": ok, "no_profile": nop, "error_rows": bad.height, "errors_by_code": by_code}
+
+
+def _staging(target: Path) -> Path:
+    return target.with_name(f".{target.name}.{os.getpid()}.tmp")
+
+
+def write_outputs(
+    prep: Prepared,
+    frame: pl.DataFrame,
+    err_frame: pl.DataFrame,
+    summary: Mapping[str, Any],
+    *,
+    output: Path,
+    errors: Path,
+    summary_path: Path,
+    out_fmt: frames.Format,
+) -> None:
+    """Stage all three outputs, then rename them into place."""
+    public = frame.select([c for c in frame.columns if not c.startswith("_")])
+    separator = prep.table.separator if prep.table.fmt == "csv" and out_fmt == "csv" else ","
+    staged = [
+        (_staging(output), output),
+        (_staging(errors), errors),
+        (_staging(summary_path), summary_path),
+    ]
+    try:
+        frames.write_table(
+            public,
+            staged[0][0],
+            fmt=out_fmt,
+            api_text_columns=API_TEXT_COLUMNS,
+            list_columns=("bp_websites",),
+            sheet_name=prep.table.sheet_name,
+            other_sheets=prep.table.other_sheets,
+            separator=separator,
+        )
+        frames.write_table(
+            err_frame,
+            staged[1][0],
+            fmt="csv",
+            api_text_columns=("error_code", "error_message", "request_id"),
+            list_columns=(),
+        )
+        with frames.atomic_path(staged[2][0]) as tmp:
+            tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", "utf-8")
+        for tmp, target in staged:
+            os.replace(tmp, target)
+    except OSError as exc:
+        raise OutputError(f"cannot write {output.parent}: {exc.strerror or exc}") from None
+    finally:
+        for tmp, _ in staged:
+            with contextlib.suppress(OSError):
+                tmp.unlink()

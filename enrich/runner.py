@@ -1,0 +1,730 @@
+"""The run: read → normalise → dedupe → ledger → fan out → collect → write.
+
+``prepare`` does everything that calls nothing (it is all ``enrich check`` needs);
+``run`` adds the calls and the outputs. Only distinct (CustSpaceId, number) keys
+that the ledger has no fresh answer for are called, each exactly once to success.
+Every request passes one ``Throttle`` (retries included) and one
+``ConcurrencyGate``; every outcome is decided by ``RetryPolicy``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+import signal
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+
+from enrich import frames, phones, report
+from enrich.cache import CachedAnswer, Ledger, default_cache_path
+from enrich.client import Answer, CamsClient, endpoint_for_region, validate_endpoint
+from enrich.errors import (
+    EXIT_ERROR_RATE,
+    EXIT_OK,
+    CallError,
+    FatalApiError,
+    InputError,
+    Interrupted,
+    UsageError,
+)
+from enrich.job import RunConfig
+from enrich.limiter import ConcurrencyGate, Throttle
+from enrich.lock import output_lock
+from enrich.logs import Log, mask_phone
+from enrich.retry import RetryPolicy
+from enrich.signing import Credentials, credentials_from_env
+
+__all__ = [
+    "DEMO_CUST_SPACE_ID",
+    "KeyOutcome",
+    "Prepared",
+    "Progress",
+    "RunResult",
+    "Seams",
+    "fetch_all",
+    "prepare",
+    "run",
+]
+
+Key = tuple[str, str]
+DEMO_CUST_SPACE_ID = "demo-space"
+_FIX_HINTS = {
+    "Product.Unsubscript": "subscribe the account to ChatApp Message Service (CAMS)",
+    "Ram.PermissionDeny": "grant the RAM user the cams:QueryPhoneBusinessProfile permission",
+    "InvalidAccessKeyId.NotFound": "check ALIBABA_CLOUD_ACCESS_KEY_ID",
+    "InvalidAccessKeyId.Inactive": "enable the AccessKey or use another one",
+    "SignatureDoesNotMatch": "check ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+    "InvalidSecurityToken.Expired": "refresh ALIBABA_CLOUD_SECURITY_TOKEN",
+    "InvalidSecurityToken.Malformed": "check ALIBABA_CLOUD_SECURITY_TOKEN",
+    "InvalidTimeStamp.Expired": "fix this machine's clock (it is more than 15 minutes off)",
+    "Unknown.ResourceOwnerId": "check --cust-space-id: it does not belong to this account",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class KeyOutcome:
+    """How one (CustSpaceId, number) key ended."""
+
+    status: Literal["ok", "no_profile", "error"]
+    profile: Any = None
+    request_id: str | None = None
+    fetched_at: float | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    http_status: int | None = None
+    attempts: int = 0
+
+
+@dataclass
+class Progress:
+    """A snapshot for progress displays and periodic log lines."""
+
+    total: int
+    done: int = 0
+    ok: int = 0
+    no_profile: int = 0
+    errors: int = 0
+    api_calls: int = 0
+    retries: int = 0
+    throttled: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def rate(self) -> float:
+        """Calls per second so far."""
+        elapsed = time.monotonic() - self.started
+        return self.api_calls / elapsed if elapsed > 0 else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left at the current pace of completion."""
+        elapsed = time.monotonic() - self.started
+        if self.done == 0 or elapsed <= 0:
+            return None
+        return (self.total - self.done) / (self.done / elapsed)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Seams:
+    """What tests (and --mock) pass in instead of patching modules."""
+
+    environ: dict[str, str] | None = None
+    clock: Callable[[], float] = time.time
+    rand: Callable[[], float] = random.random
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    log: Log | None = None
+    on_progress: Callable[[Progress], None] | None = None
+    install_signal_handlers: bool = True
+
+
+@dataclass
+class Prepared:
+    """The input read and normalised; nothing called."""
+
+    table: frames.Table
+    phone_column: str
+    rows: pl.DataFrame  # row, raw, cust, number, err — one per input row, in order
+    keys: list[Key]  # distinct valid keys in first-appearance order
+    invalid: int
+    missing_space: int
+
+    @property
+    def n_rows(self) -> int:
+        """Input data rows."""
+        return self.rows.height
+
+
+def _cust_series(cfg: RunConfig, df: pl.DataFrame, n: int) -> pl.Series:
+    if cfg.cust_space_column:
+        if cfg.cust_space_column not in df.columns:
+            cols = ", ".join(df.columns)
+            raise InputError(
+                f"--cust-space-column {cfg.cust_space_column!r} not found in "
+                f"{cfg.input.name}; columns: {cols}"
+            )
+        return frames.cell_texts(df[cfg.cust_space_column]).str.strip_chars()
+    space = (cfg.cust_space_id or "").strip()
+    if not space:
+        raise InputError(
+            "no CustSpaceId: pass --cust-space-id ID (or set CAMS_CUST_SPACE_ID), "
+            "or --cust-space-column NAME"
+        )
+    return (
+        pl.Series("cust", [space], dtype=pl.String).extend_constant(space, n - 1)
+        if n
+        else (pl.Series("cust", [], dtype=pl.String))
+    )
+
+
+def prepare(cfg: RunConfig) -> Prepared:
+    """Read the input, find the phone column, normalise every distinct value."""
+    if cfg.default_region:
+        phones.validate_region(cfg.default_region)
+    table = frames.read_table(cfg.input, sheet=cfg.sheet, separator=cfg.separator)
+    df = table.df
+    column = phones.find_phone_column(df.columns, explicit=cfg.phone_column, source=cfg.input.name)
+    raw = frames.cell_texts(df[column]).alias("raw")
+    cust = _cust_series(cfg, df, df.height).alias("cust")
+    distinct = raw.drop_nulls().unique().to_list()
+    numbers: list[str | None] = []
+    errs: list[str | None] = []
+    for value in distinct:
+        norm = phones.normalize_phone(value, default_region=cfg.default_region)
+        numbers.append(norm.number)
+        errs.append(norm.error)
+    lookup = pl.DataFrame(
+        {"raw": distinct, "number": numbers, "err": errs},
+        schema={"raw": pl.String, "number": pl.String, "err": pl.String},
+    )
+    rows = (
+        pl.DataFrame([raw, cust])
+        .with_row_index("row", offset=1)
+        .join(lookup, on="raw", how="left", maintain_order="left")
+        .with_columns(
+            pl.when(pl.col("raw").is_null())
+            .then(pl.lit("Client.MissingPhone"))
+            .otherwise(pl.col("err"))
+            .alias("err")
+        )
+        .with_columns(
+            pl.when(pl.col("err").is_null() & (pl.col("cust").is_null() | (pl.col("cust") == "")))
+            .then(pl.lit("Client.MissingCustSpaceId"))
+            .otherwise(pl.col("err"))
+            .alias("err")
+        )
+    )
+    valid = rows.filter(pl.col("err").is_null()).select("cust", "number")
+    uniq = valid.unique(maintain_order=True)
+    keys: list[Key] = list(zip(uniq["cust"].to_list(), uniq["number"].to_list(), strict=True))
+    invalid = rows.filter(
+        pl.col("err").is_in(["Client.MissingPhone", "Client.InvalidPhone"])
+    ).height
+    missing_space = rows.filter(pl.col("err") == "Client.MissingCustSpaceId").height
+    return Prepared(table, column, rows, keys, invalid, missing_space)
+
+
+def limit_to_first_keys(prep: Prepared, n: int) -> Prepared:
+    """Keep the shortest prefix of rows that holds the first ``n`` distinct keys."""
+    if n >= len(prep.keys):
+        return prep
+    wanted = set(prep.keys[:n])
+    last_row = 0
+    seen: set[Key] = set()
+    for row, cust, number, err in prep.rows.select("row", "cust", "number", "err").iter_rows():
+        if err is None and (cust, number) in wanted and (cust, number) not in seen:
+            seen.add((cust, number))
+            last_row = row
+            if len(seen) == n:
+                break
+    rows = prep.rows.head(last_row)
+    table = frames.Table(
+        df=prep.table.df.head(last_row),
+        fmt=prep.table.fmt,
+        sheet_name=prep.table.sheet_name,
+        other_sheets=prep.table.other_sheets,
+        separator=prep.table.separator,
+    )
+    invalid = rows.filter(
+        pl.col("err").is_in(["Client.MissingPhone", "Client.InvalidPhone"])
+    ).height
+    missing = rows.filter(pl.col("err") == "Client.MissingCustSpaceId").height
+    return Prepared(table, prep.phone_column, rows, prep.keys[:n], invalid, missing)
+
+
+@dataclass
+class FetchStats:
+    """Counters of the fan-out."""
+
+    api_calls: int = 0
+    retries: int = 0
+    throttled: int = 0
+    first_call: float | None = None
+    last_answer: float | None = None
+
+    @property
+    def calling_s(self) -> float:
+        """Time from the first request to the last answer."""
+        if self.first_call is None or self.last_answer is None:
+            return 0.0
+        return max(0.0, self.last_answer - self.first_call)
+
+
+class _Abort(Exception):
+    pass
+
+
+async def fetch_all(
+    keys: list[Key],
+    *,
+    client: CamsClient,
+    throttle: Throttle,
+    gate: ConcurrencyGate,
+    policy: RetryPolicy,
+    ledger: Ledger,
+    stop: asyncio.Event,
+    single_space: bool,
+    progress: Progress,
+    log: Log,
+    workers: int,
+    rand: Callable[[], float] = random.random,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> tuple[dict[Key, KeyOutcome], FetchStats, CallError | None]:
+    """Call every key until it succeeds, fails finally, or the run stops.
+
+    Returns (outcomes, stats, fatal error or None). Keys left unanswered because of
+    ``stop`` or a fatal error are absent from the outcomes.
+    """
+    loop = asyncio.get_running_loop()
+    outcomes: dict[Key, KeyOutcome] = {}
+    stats = FetchStats()
+    queue = iter(keys)
+    dead_spaces: dict[str, CallError] = {}
+    fatal: list[CallError] = []
+
+    def finish(key: Key, outcome: KeyOutcome) -> None:
+        outcomes[key] = outcome
+        progress.done += 1
+        if outcome.status == "ok":
+            progress.ok += 1
+        elif outcome.status == "no_profile":
+            progress.no_profile += 1
+        else:
+            progress.errors += 1
+        if on_progress is not None:
+            on_progress(progress)
+
+    async def wait_or_stop(delay: float) -> None:
+        if delay <= 0:
+            return
+        sleeper = asyncio.ensure_future(sleep(delay))
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            stopper.cancel()
+
+    async def one_key(key: Key) -> None:
+        space, number = key
+        attempts = 0
+        while True:
+            if stop.is_set() or fatal:
+                return
+            if space in dead_spaces:
+                err = dead_spaces[space]
+                finish(
+                    key,
+                    KeyOutcome(
+                        "error",
+                        error_code=err.code,
+                        error_message=err.message,
+                        http_status=err.http_status,
+                        attempts=attempts,
+                    ),
+                )
+                return
+            await gate.acquire()
+            try:
+                await throttle.acquire()
+                if stop.is_set() or fatal:
+                    return
+                attempts += 1
+                progress.api_calls += 1
+                stats.api_calls += 1
+                if attempts > 1:
+                    stats.retries += 1
+                    progress.retries += 1
+                started = loop.time()
+                if stats.first_call is None:
+                    stats.first_call = started
+                try:
+                    answer: Answer | None = await client.query(space, number, attempt=attempts)
+                    err: CallError | None = None
+                except CallError as exc:
+                    answer, err = None, exc
+                ended = loop.time()
+                stats.last_answer = ended
+                gate.observe(ended - started)
+            finally:
+                await gate.release()
+            if answer is not None:
+                throttle.on_success()
+                ledger.put_answer(key, answer)
+                finish(
+                    key,
+                    KeyOutcome(
+                        "ok" if answer.profile is not None else "no_profile",
+                        profile=answer.profile,
+                        request_id=answer.request_id,
+                        fetched_at=answer.fetched_at,
+                        attempts=attempts,
+                    ),
+                )
+                return
+            assert err is not None
+            decision, is_throttle = policy.decide(err, attempts)
+            if is_throttle:
+                stats.throttled += 1
+                progress.throttled += 1
+                throttle.on_throttle()
+            else:
+                throttle.on_success()
+            if decision == "fatal" or (decision == "fatal_space" and single_space):
+                fatal.append(err)
+                stop.set()
+                return
+            if decision == "fatal_space":
+                dead_spaces.setdefault(space, err)
+                log.warning(
+                    "space_rejected",
+                    f"CustSpaceId {space!r} rejected ({err.code}); its other numbers are skipped",
+                    cust_space_id=space,
+                    code=err.code,
+                )
+                continue
+            if decision == "final":
+                if classify_is_api_error(err):
+                    ledger.put_error(
+                        key,
+                        code=err.code,
+                        message=err.message,
+                        http_status=err.http_status,
+                        request_id=err.request_id,
+                        fetched_at=time.time(),
+                    )
+                finish(
+                    key,
+                    KeyOutcome(
+                        "error",
+                        request_id=err.request_id,
+                        fetched_at=None,
+                        error_code=err.code,
+                        error_message=err.message,
+                        http_status=err.http_status,
+                        attempts=attempts,
+                    ),
+                )
+                return
+            delay = policy.backoff_s(attempts, err, rand=rand)
+            log.info(
+                "retry",
+                f"retrying {mask_phone(number)} after {err.code} "
+                f"(attempt {attempts}, in {delay:.1f}s)",
+                phone=mask_phone(number),
+                code=err.code,
+                attempt=attempts,
+                delay_s=round(delay, 3),
+            )
+            await wait_or_stop(delay)
+
+    async def worker() -> None:
+        for key in queue:
+            if stop.is_set() or fatal:
+                return
+            await one_key(key)
+
+    tasks = [asyncio.ensure_future(worker()) for _ in range(max(1, min(workers, len(keys))))]
+    all_done = asyncio.gather(*tasks)
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({all_done, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if not all_done.done():
+            # stopping: in-flight requests get a short grace, then are abandoned
+            await asyncio.wait({all_done}, timeout=1.5)
+    finally:
+        stopper.cancel()
+        for t in tasks:
+            t.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await all_done
+    return outcomes, stats, (fatal[0] if fatal else None)
+
+
+def classify_is_api_error(err: CallError) -> bool:
+    """A final error the service itself gave (worth remembering), not a client-side one."""
+    return not err.code.startswith("Client.")
+
+
+@dataclass
+class RunResult:
+    """What a finished run produced."""
+
+    exit_code: int
+    summary: dict[str, Any]
+    output: Path
+    errors: Path
+    summary_path: Path
+
+
+def default_paths(cfg: RunConfig) -> tuple[Path, Path, Path]:
+    """(output, errors, summary) as SPEC.md names them by default."""
+    inp = cfg.input
+    output = cfg.output or inp.with_name(f"{inp.stem}.enriched{inp.suffix.lower()}")
+    errors = cfg.errors or output.with_name(f"{inp.stem}.errors.csv")
+    summary = cfg.summary or output.with_name(f"{inp.stem}.summary.json")
+    return output, errors, summary
+
+
+@contextlib.contextmanager
+def _signals(stop_cb: Callable[[], None], enabled: bool) -> Iterator[None]:
+    if not enabled:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop_cb)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+def _utc(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def run(cfg: RunConfig, *, seams: Seams | None = None) -> RunResult:
+    """Enrich one file end to end; raises ``EnrichError`` subclasses on failure."""
+    return asyncio.run(run_async(cfg, seams=seams or Seams()))
+
+
+async def run_async(cfg: RunConfig, *, seams: Seams) -> RunResult:
+    """``run`` inside an event loop."""
+    log = seams.log or Log(fmt=cfg.log_format)
+    clock = seams.clock
+    started_at = clock()
+    t0 = time.monotonic()
+    output, errors_path, summary_path = default_paths(cfg)
+    out_fmt = frames.format_for(output, role="output")
+    frames.format_for(cfg.input, role="input")
+    for p in (output, errors_path, summary_path):
+        if not p.parent.is_dir():
+            raise UsageError(f"cannot write {p}: folder {p.parent} does not exist")
+    if errors_path.suffix.lower() != ".csv":
+        raise UsageError(f"--errors {errors_path.name}: the error report is a .csv file")
+    if summary_path.suffix.lower() != ".json":
+        raise UsageError(f"--summary {summary_path.name}: the run summary is a .json file")
+    if (
+        len({output.resolve(), errors_path.resolve(), summary_path.resolve(), cfg.input.resolve()})
+        < 4
+    ):
+        raise UsageError("input, output, error report and summary must be four different files")
+
+    endpoint, credentials, emulator = _connection(cfg, seams)
+    if cfg.mock and not cfg.cust_space_id and not cfg.cust_space_column:
+        cfg = _with(cfg, cust_space_id=DEMO_CUST_SPACE_ID)
+    try:
+        with output_lock(output):
+            prep = prepare(cfg)
+            if cfg.limit is not None:
+                prep = limit_to_first_keys(prep, cfg.limit)
+            log.info(
+                "start",
+                f"{prep.n_rows} rows, {len(prep.keys)} distinct numbers from {cfg.input.name}",
+                input=str(cfg.input),
+                rows=prep.n_rows,
+                unique_numbers=len(prep.keys),
+            )
+            if prep.n_rows == 0:
+                log.warning(
+                    "empty_input",
+                    f"{cfg.input.name} has no data rows; writing empty outputs, calling nothing",
+                )
+            ledger = Ledger(None if cfg.no_cache else (cfg.cache or default_cache_path()))
+            try:
+                cached = ledger.lookup(prep.keys, not_before=clock() - cfg.max_age_s)
+                todo = [k for k in prep.keys if k not in cached]
+                progress = Progress(total=len(todo))
+                stop = asyncio.Event()
+                interrupted = False
+
+                def on_signal() -> None:
+                    nonlocal interrupted
+                    interrupted = True
+                    stop.set()
+
+                outcomes: dict[Key, KeyOutcome] = {}
+                stats = FetchStats()
+                fatal: CallError | None = None
+                if todo:
+                    single_space = not cfg.cust_space_column
+                    throttle = Throttle(cfg.rate)
+                    gate = ConcurrencyGate(
+                        pace=lambda: throttle.pace,
+                        fixed=cfg.concurrency,
+                        cap=max(16, min(1024, math.ceil(cfg.rate * cfg.timeout))),
+                    )
+                    workers = cfg.concurrency or gate._cap
+                    client = CamsClient(
+                        endpoint=endpoint,
+                        credentials=credentials,
+                        timeout_s=cfg.timeout,
+                        clock=clock,
+                        max_connections=max(workers, 16),
+                    )
+                    ticker = asyncio.ensure_future(_ticker(log, progress))
+                    try:
+                        with _signals(on_signal, seams.install_signal_handlers):
+                            outcomes, stats, fatal = await fetch_all(
+                                todo,
+                                client=client,
+                                throttle=throttle,
+                                gate=gate,
+                                policy=RetryPolicy(max_attempts=cfg.max_attempts),
+                                ledger=ledger,
+                                stop=stop,
+                                single_space=single_space,
+                                progress=progress,
+                                log=log,
+                                workers=workers,
+                                rand=seams.rand,
+                                sleep=seams.sleep,
+                                on_progress=seams.on_progress,
+                            )
+                    finally:
+                        ticker.cancel()
+                        await client.close()
+                if fatal is not None:
+                    hint = _FIX_HINTS.get(fatal.code, "fix the account or credentials")
+                    raise FatalApiError(
+                        f"aborted: the API answered {fatal.code} ({fatal.message}); {hint}. "
+                        "Nothing was written; answers so far are kept in the cache.",
+                        code=fatal.code,
+                        request_id=fatal.request_id,
+                    )
+                if interrupted:
+                    done = len(cached) + len(outcomes)
+                    raise Interrupted(
+                        f"interrupted: {done} of {len(prep.keys)} numbers done and kept in "
+                        "the cache; run the same command again to resume"
+                    )
+            finally:
+                ledger.close()
+            all_outcomes = _merge(cached, outcomes)
+            frame = report.enriched_frame(prep, all_outcomes)
+            err_frame = report.error_frame(prep, frame)
+            finished_at = clock()
+            counts = report.row_counts(frame)
+            exit_code = EXIT_OK
+            if prep.n_rows and counts["error_rows"] / prep.n_rows > cfg.max_error_rate:
+                exit_code = EXIT_ERROR_RATE
+            summary = {
+                "input": str(cfg.input),
+                "output": str(output),
+                "errors": str(errors_path),
+                "rows": prep.n_rows,
+                "unique_numbers": len(prep.keys),
+                "invalid": prep.invalid,
+                "cache_hits": len(cached),
+                "api_calls": stats.api_calls,
+                "retries": stats.retries,
+                "throttled": stats.throttled,
+                "ok": counts["ok"],
+                "no_profile": counts["no_profile"],
+                "error_rows": counts["error_rows"],
+                "errors_by_code": counts["errors_by_code"],
+                "started_at": _utc(started_at),
+                "finished_at": _utc(finished_at),
+                "elapsed_s": round(time.monotonic() - t0, 3),
+                "requests_per_s": round(stats.api_calls / stats.calling_s, 3)
+                if stats.calling_s > 0
+                else 0.0,
+                "exit_code": exit_code,
+            }
+            report.write_outputs(
+                prep,
+                frame,
+                err_frame,
+                summary,
+                output=output,
+                errors=errors_path,
+                summary_path=summary_path,
+                out_fmt=out_fmt,
+            )
+            log.info(
+                "end",
+                f"done: {counts['ok']} ok, {counts['no_profile']} without profile, "
+                f"{prep.invalid} invalid, {counts['error_rows'] - prep.invalid} errors; "
+                f"{stats.api_calls} calls, {len(cached)} from cache → {output}",
+                **summary,
+            )
+            if exit_code == EXIT_ERROR_RATE:
+                log.warning(
+                    "error_rate",
+                    f"error rows {counts['error_rows']}/{prep.n_rows} "
+                    f"exceed --max-error-rate {cfg.max_error_rate:g}; exit 4",
+                )
+            return RunResult(exit_code, summary, output, errors_path, summary_path)
+    finally:
+        if emulator is not None:
+            emulator.stop()
+
+
+def _merge(cached: dict[Key, CachedAnswer], fresh: dict[Key, KeyOutcome]) -> dict[Key, KeyOutcome]:
+    out: dict[Key, KeyOutcome] = {}
+    for key, c in cached.items():
+        out[key] = KeyOutcome(
+            c.status,
+            profile=c.profile,
+            request_id=c.request_id,
+            fetched_at=c.fetched_at,
+            error_code=c.error_code,
+            error_message=c.error_message,
+            http_status=c.http_status,
+            attempts=0,
+        )
+    out.update(fresh)
+    return out
+
+
+def _with(cfg: RunConfig, **changes: Any) -> RunConfig:
+    from dataclasses import replace
+
+    return replace(cfg, **changes)
+
+
+async def _ticker(log: Log, progress: Progress, every_s: float = 30.0) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        eta = progress.eta_s
+        log.info(
+            "progress",
+            f"{progress.done}/{progress.total} numbers, {progress.rate:.1f} calls/s, ETA {eta:.0f}s"
+            if eta is not None
+            else f"{progress.done}/{progress.total} numbers",
+            done=progress.done,
+            total=progress.total,
+            rate=round(progress.rate, 2),
+            eta_s=None if eta is None else round(eta),
+            throttled=progress.throttled,
+            retries=progress.retries,
+            errors=progress.errors,
+        )
+
+
+def _connection(cfg: RunConfig, seams: Seams) -> tuple[str, Credentials, Any]:
+    """(endpoint, credentials, emulator handle or None)."""
+    if cfg.mock:
+        from enrich.emulator import EmulatorConfig, EmulatorServer
+
+        server = EmulatorServer(EmulatorConfig()).start()
+        ak, secret = next(iter(EmulatorConfig().keys.items()))
+        return server.url, Credentials(ak, secret), server
+    endpoint = cfg.endpoint or endpoint_for_region(cfg.region_id)
+    validate_endpoint(endpoint)
+    return endpoint, credentials_from_env(seams.environ), None
