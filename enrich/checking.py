@@ -58,7 +58,7 @@ def check(cfg: RunConfig, *, now: float | None = None, examples: int = 5) -> dic
 
 
 def _duration(seconds: float) -> str:
-    s = int(round(seconds))
+    s = round(seconds)
     if s < 60:
         return f"{s}s"
     if s < 3600:

@@ -27,7 +27,7 @@ class CliError(click.ClickException):
 
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]
 
     def show(self, file: Any = None) -> None:
         click.echo(f"enrich: error: {self.format_message()}", err=True)
@@ -214,7 +214,7 @@ def cli() -> None:
 )
 @click.pass_context
 @translate_errors
-def run_command(ctx: click.Context, input_path: Path | None, **params: Any) -> None:
+def run_command(ctx: click.Context, /, input_path: Path | None, **params: Any) -> None:
     """Enrich INPUT (CSV, Parquet or XLSX) with WhatsApp business profiles.
 
     Writes the enriched file, an error report (CSV) and a run summary (JSON).
@@ -251,8 +251,7 @@ def run_command(ctx: click.Context, input_path: Path | None, **params: Any) -> N
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 @click.pass_context
 @translate_errors
-def check_command(
-    ctx: click.Context, input_path: Path | None, as_json: bool, **params: Any
+def check_command(ctx: click.Context, /, input_path: Path | None, as_json: bool, **params: Any
 ) -> None:
     """Validate INPUT and its numbers, call nothing, and say what a run would cost.
 

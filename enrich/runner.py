@@ -15,7 +15,6 @@ import math
 import random
 import signal
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -276,6 +275,7 @@ async def fetch_all(
     workers: int,
     rand: Callable[[], float] = random.random,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    clock: Callable[[], float] = time.time,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> tuple[dict[Key, KeyOutcome], FetchStats, CallError | None]:
     """Call every key until it succeeds, fails finally, or the run stops.
@@ -305,8 +305,8 @@ async def fetch_all(
     async def wait_or_stop(delay: float) -> None:
         if delay <= 0:
             return
-        sleeper = asyncio.ensure_future(sleep(delay))
-        stopper = asyncio.ensure_future(stop.wait())
+        sleeper: asyncio.Future[Any] = asyncio.ensure_future(sleep(delay))
+        stopper: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
         try:
             await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -320,14 +320,14 @@ async def fetch_all(
             if stop.is_set() or fatal:
                 return
             if space in dead_spaces:
-                err = dead_spaces[space]
+                dead = dead_spaces[space]
                 finish(
                     key,
                     KeyOutcome(
                         "error",
-                        error_code=err.code,
-                        error_message=err.message,
-                        http_status=err.http_status,
+                        error_code=dead.code,
+                        error_message=dead.message,
+                        http_status=dead.http_status,
                         attempts=attempts,
                     ),
                 )
@@ -346,11 +346,12 @@ async def fetch_all(
                 started = loop.time()
                 if stats.first_call is None:
                     stats.first_call = started
+                answer: Answer | None = None
+                failure: CallError | None = None
                 try:
-                    answer: Answer | None = await client.query(space, number, attempt=attempts)
-                    err: CallError | None = None
+                    answer = await client.query(space, number, attempt=attempts)
                 except CallError as exc:
-                    answer, err = None, exc
+                    failure = exc
                 ended = loop.time()
                 stats.last_answer = ended
                 gate.observe(ended - started)
@@ -370,7 +371,8 @@ async def fetch_all(
                     ),
                 )
                 return
-            assert err is not None
+            assert failure is not None
+            err = failure
             decision, is_throttle = policy.decide(err, attempts)
             if is_throttle:
                 stats.throttled += 1
@@ -399,7 +401,7 @@ async def fetch_all(
                         message=err.message,
                         http_status=err.http_status,
                         request_id=err.request_id,
-                        fetched_at=time.time(),
+                        fetched_at=clock(),
                     )
                 finish(
                     key,
@@ -433,8 +435,8 @@ async def fetch_all(
             await one_key(key)
 
     tasks = [asyncio.ensure_future(worker()) for _ in range(max(1, min(workers, len(keys))))]
-    all_done = asyncio.gather(*tasks)
-    stopper = asyncio.ensure_future(stop.wait())
+    all_done: asyncio.Future[Any] = asyncio.gather(*tasks)
+    stopper: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait({all_done, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if not all_done.done():
@@ -594,6 +596,7 @@ async def run_async(cfg: RunConfig, *, seams: Seams) -> RunResult:
                                 workers=workers,
                                 rand=seams.rand,
                                 sleep=seams.sleep,
+                                clock=clock,
                                 on_progress=seams.on_progress,
                             )
                     finally:

@@ -1,0 +1,96 @@
+"""The throttle: no burst, never over the rate in a sliding second, adaptive."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiolimiter import AsyncLimiter
+
+from enrich.limiter import AdaptParams, ConcurrencyGate, Throttle
+
+
+def max_in_window(times: list[float], window: float = 1.0) -> int:
+    times = sorted(times)
+    best, j = 0, 0
+    for i, t in enumerate(times):
+        while times[j] <= t - window:
+            j += 1
+        best = max(best, i - j + 1)
+    return best
+
+
+async def _starts(acquire, n: int) -> list[float]:
+    loop = asyncio.get_running_loop()
+    out: list[float] = []
+
+    async def one() -> None:
+        await acquire()
+        out.append(loop.time())
+
+    await asyncio.gather(*(one() for _ in range(n)))
+    return out
+
+
+def test_plain_aiolimiter_bursts_but_throttle_does_not() -> None:
+    async def main() -> tuple[int, int]:
+        plain = AsyncLimiter(10, 1)
+        burst = await _starts(plain.acquire, 19)
+        ours = Throttle(10)
+        paced = await _starts(ours.acquire, 12)
+        return max_in_window(burst), max_in_window(paced)
+
+    plain_max, ours_max = asyncio.run(main())
+    assert plain_max == 19  # what AsyncLimiter(10, 1) lets through in its first second
+    assert ours_max <= 10
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_multiplicative_decrease_once_per_window_then_additive_recovery() -> None:
+    asyncio.run(_adaptive())
+
+
+async def _adaptive() -> None:
+    clock = FakeClock()
+    p = AdaptParams()
+    th = Throttle(10, params=p, clock=clock)
+    full = 10 * p.headroom
+    assert th.pace == full
+    th.on_throttle()
+    th.on_throttle()  # same window: no second decrease
+    assert th.pace == full * p.decrease
+    assert th.throttle_events == 1
+    clock.t = 1.5
+    th.on_throttle()
+    assert th.pace == full * p.decrease**2
+    # recovery: climbs, never above the full pace, and needs time (no jump)
+    paces = []
+    for _ in range(400):
+        clock.t += 0.5
+        th.on_success()
+        paces.append(th.pace)
+    assert paces[0] < full
+    assert all(b >= a for a, b in zip(paces, paces[1:], strict=False))
+    assert paces[-1] == full
+
+
+def test_gate_sizes_from_latency_and_fixed_overrides() -> None:
+    async def main() -> tuple[int, int, int]:
+        gate = ConcurrencyGate(pace=lambda: 10.0, initial_latency_s=0.1)
+        small = gate.limit
+        for _ in range(50):
+            gate.observe(2.0)
+        big = gate.limit
+        fixed = ConcurrencyGate(pace=lambda: 10.0, fixed=3).limit
+        return small, big, fixed
+
+    small, big, fixed = asyncio.run(main())
+    assert small == 3
+    assert big >= 30  # 10/s × 2 s × headroom
+    assert fixed == 3
