@@ -1,0 +1,5 @@
+"""``python -m enrich`` runs the command line."""
+
+from enrich.cli import main
+
+main()
