@@ -240,26 +240,37 @@ def _reject_non_text(path: Path, data: bytes) -> None:
 
 
 def _sniff(text: str) -> str:
-    """Pick the separator that splits the first lines into the most, equal, fields."""
+    """Pick the separator that splits the first lines into the most, equal, fields.
+
+    A header that no candidate splits is a one-column file: then the first
+    candidate that splits none of the first lines (``,`` when all do).
+    """
     head = text[:_SNIFF_CHARS]
     truncated = len(text) > len(head)
     if truncated and "\n" in head:
         head = head[: head.rindex("\n") + 1]
-    best, best_score = ",", (False, 1)
+    best, best_score = None, (False, 1)
+    single_column = None
     for sep in CSV_SEPARATORS:
         try:
             reader = csv.reader(io.StringIO(head, newline=""), delimiter=sep)
             rows = [r for r in itertools.islice(reader, _SNIFF_ROWS) if r]
         except csv.Error:
             continue
-        if not rows or len(rows[0]) < 2:
+        if not rows:
             continue
         width = len(rows[0])
         checked = rows[:-1] if truncated and len(rows) > 1 else rows
-        score = (all(len(r) == width for r in checked), width)
+        consistent = all(len(r) == width for r in checked)
+        if width == 1:
+            # A one-column file: any separator that splits no line will do.
+            if consistent and single_column is None:
+                single_column = sep
+            continue
+        score = (consistent, width)
         if score > best_score:
             best, best_score = sep, score
-    return best
+    return best or single_column or ","
 
 
 @dataclass
