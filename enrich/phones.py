@@ -181,7 +181,7 @@ def normalize_phone(raw: str | None, *, default_region: str | None = None) -> No
     * A leading ``+`` or ``00`` (separators such as spaces, dashes, dots and
       parentheses ignored; a ``tel:`` prefix allowed) → read as international.
     * Anything else, with ``default_region`` (an ISO 3166 code, see
-      ``validate_region``): the reading ``phonenumbers`` finds *valid*, the
+      any case, see ``validate_region``): the reading ``phonenumbers`` finds *valid*, the
       national one in that region first, else the international one (country
       code first). When neither is valid, the first *possible* one is used.
     * Anything else without ``default_region`` → read as international.
@@ -216,7 +216,8 @@ def normalize_phone(raw: str | None, *, default_region: str | None = None) -> No
                 if zeros == 2:
                     return _result(_parse("+" + text[index + 1 :], None))
     if default_region is not None:
-        national = _parse(text, default_region)
+        region = default_region.upper()  # phonenumbers knows "GB", not "gb"
+        national = _parse(text, region)
         if national is not None and phonenumbers.is_valid_number(national):
             return _result(national)
         international = _parse("+" + text, None)

@@ -78,6 +78,7 @@ def test_normalize_without_region(raw: str | None, expected: Normalized) -> None
     [
         # national reading in the region first
         ("020 7946 0958", "GB", ok("442079460958")),
+        ("020 7946 0958", "gb", ok("442079460958")),
         ("07700 900123", "GB", ok("447700900123")),
         ("(415) 555-0123", "US", ok("14155550123")),
         ("138 0013 8000", "CN", ok("8613800138000")),
