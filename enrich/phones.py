@@ -180,8 +180,8 @@ def normalize_phone(raw: str | None, *, default_region: str | None = None) -> No
     * ``None``, empty or whitespace only → ``Client.MissingPhone``.
     * A leading ``+`` or ``00`` (separators such as spaces, dashes, dots and
       parentheses ignored; a ``tel:`` prefix allowed) → read as international.
-    * Anything else, with ``default_region`` (an ISO 3166 code, see
-      any case, see ``validate_region``): the reading ``phonenumbers`` finds *valid*, the
+    * Anything else, with ``default_region`` (an ISO 3166 code in any case,
+      see ``validate_region``): the reading ``phonenumbers`` finds *valid*, the
       national one in that region first, else the international one (country
       code first). When neither is valid, the first *possible* one is used.
     * Anything else without ``default_region`` → read as international.
