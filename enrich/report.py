@@ -255,7 +255,13 @@ def write_outputs(
             err_frame,
             staged[1][0],
             fmt="csv",
-            api_text_columns=("error_code", "error_message", "request_id"),
+            api_text_columns=(
+                "phone",
+                "cust_space_id",
+                "error_code",
+                "error_message",
+                "request_id",
+            ),
             list_columns=(),
         )
         with frames.atomic_path(staged[2][0]) as tmp:

@@ -65,7 +65,7 @@ def test_bad_job_files(tmp_path: Path, text: str, message: str) -> None:
 
 
 def test_missing_job_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="job file .*nope.toml not found"):
+    with pytest.raises(ConfigError, match=r"job file .*nope\.toml not found"):
         load_job_file(tmp_path / "nope.toml", environ={})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 from aiolimiter import AsyncLimiter
 
@@ -76,7 +77,7 @@ async def _adaptive() -> None:
         th.on_success()
         paces.append(th.pace)
     assert paces[0] < full
-    assert all(b >= a for a, b in zip(paces, paces[1:], strict=False))
+    assert all(b >= a for a, b in itertools.pairwise(paces))
     assert paces[-1] == full
 
 

@@ -82,7 +82,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("status", "ctype", "body", "code", "decision"), CASES)
-def test_error_shapes(status: int, ctype: str, body: bytes, code: str, decision: str | None) -> None:
+def test_error_shapes(
+    status: int, ctype: str, body: bytes, code: str, decision: str | None
+) -> None:
     with pytest.raises(CallError) as err:
         parse_response(status, body, headers={"Content-Type": ctype})
     assert err.value.code == code
@@ -120,7 +122,9 @@ def test_parser_never_raises_anything_else_on_bytes(status: int, body: bytes) ->
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 
