@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import polars as pl
 
-from enrich.cache import Ledger, default_cache_path
+from enrich.cache import Ledger
 from enrich.job import RunConfig
 from enrich.limiter import AdaptParams
-from enrich.runner import limit_to_first_keys, prepare
+from enrich.runner import DEMO_CUST_SPACE_ID, cache_path_for, limit_to_first_keys, prepare
 
 __all__ = ["check", "render_check"]
 
@@ -19,17 +20,14 @@ def check(cfg: RunConfig, *, now: float | None = None, examples: int = 5) -> dic
     import time
 
     when = time.time() if now is None else now
-    if not cfg.cust_space_id and not cfg.cust_space_column and cfg.mock:
-        from dataclasses import replace
-
-        from enrich.runner import DEMO_CUST_SPACE_ID
-
-        cfg = replace(cfg, cust_space_id=DEMO_CUST_SPACE_ID)
+    if not cfg.cust_space_id and not cfg.cust_space_column:
+        # counting needs no CustSpaceId; --mock runs use the demo one
+        cfg = replace(cfg, cust_space_id=DEMO_CUST_SPACE_ID if cfg.mock else "(none)")
     prep = prepare(cfg)
     if cfg.limit is not None:
         prep = limit_to_first_keys(prep, cfg.limit)
     fresh = 0
-    cache_path = None if cfg.no_cache else (cfg.cache or default_cache_path())
+    cache_path = cache_path_for(cfg)
     if cache_path is not None and cache_path.exists():
         with Ledger(cache_path) as ledger:
             fresh = len(ledger.lookup(prep.keys, not_before=when - cfg.max_age_s))

@@ -248,10 +248,17 @@ def run_command(ctx: click.Context, /, input_path: Path | None, **params: Any) -
 )
 @_input_options
 @click.option("--limit", type=int, help="Count only the first N distinct numbers, as run --limit.")
+@click.option(
+    "--mock",
+    is_flag=True,
+    default=None,
+    help="Count as run --mock would (demo CustSpaceId, the emulator's cache).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 @click.pass_context
 @translate_errors
-def check_command(ctx: click.Context, /, input_path: Path | None, as_json: bool, **params: Any
+def check_command(
+    ctx: click.Context, /, input_path: Path | None, as_json: bool, **params: Any
 ) -> None:
     """Validate INPUT and its numbers, call nothing, and say what a run would cost.
 

@@ -48,6 +48,7 @@ __all__ = [
     "Progress",
     "RunResult",
     "Seams",
+    "cache_path_for",
     "fetch_all",
     "prepare",
     "run",
@@ -547,7 +548,7 @@ async def run_async(cfg: RunConfig, *, seams: Seams) -> RunResult:
                     "empty_input",
                     f"{cfg.input.name} has no data rows; writing empty outputs, calling nothing",
                 )
-            ledger = Ledger(None if cfg.no_cache else (cfg.cache or default_cache_path()))
+            ledger = Ledger(cache_path_for(cfg))
             try:
                 cached = ledger.lookup(prep.keys, not_before=clock() - cfg.max_age_s)
                 todo = [k for k in prep.keys if k not in cached]
@@ -676,6 +677,16 @@ async def run_async(cfg: RunConfig, *, seams: Seams) -> RunResult:
     finally:
         if emulator is not None:
             emulator.stop()
+
+
+def cache_path_for(cfg: RunConfig) -> Path | None:
+    """The ledger file: --cache, or the default one (a separate one for --mock answers)."""
+    if cfg.no_cache:
+        return None
+    if cfg.cache is not None:
+        return cfg.cache
+    default = default_cache_path()
+    return default.with_name("ledger-mock.sqlite3") if cfg.mock else default
 
 
 def _merge(cached: dict[Key, CachedAnswer], fresh: dict[Key, KeyOutcome]) -> dict[Key, KeyOutcome]:
