@@ -123,6 +123,7 @@ class Seams:
     log: Log | None = None
     on_progress: Callable[[Progress], None] | None = None
     install_signal_handlers: bool = True
+    progress_every_s: float = 30.0
 
 
 @dataclass
@@ -580,7 +581,7 @@ async def run_async(cfg: RunConfig, *, seams: Seams) -> RunResult:
                         clock=clock,
                         max_connections=max(workers, 16),
                     )
-                    ticker = asyncio.ensure_future(_ticker(log, progress))
+                    ticker = asyncio.ensure_future(_ticker(log, progress, seams.progress_every_s))
                     try:
                         with _signals(on_signal, seams.install_signal_handlers):
                             outcomes, stats, fatal = await fetch_all(
