@@ -1,0 +1,78 @@
+"""The README demo (--mock on every sample format), the cache commands, retries under the limit."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from enrich.cli import cli
+from enrich.report import BP_COLUMNS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+@pytest.mark.parametrize("name", ["contacts.csv", "contacts.parquet", "contacts.xlsx"])
+def test_mock_demo_writes_all_three_outputs(tmp_path: Path, name: str) -> None:
+    shutil.copytree(ROOT / "sample_data", tmp_path / "sample_data")
+    src = tmp_path / "sample_data" / name
+    res = invoke("run", str(src), "--mock", "--no-progress")
+    assert res.exit_code == 0, res.stderr
+    stem, ext = src.stem, src.suffix
+    out = src.with_name(f"{stem}.enriched{ext}")
+    errors = src.with_name(f"{stem}.errors.csv")
+    summary = json.loads(src.with_name(f"{stem}.summary.json").read_text())
+    assert errors.exists()
+    assert summary["rows"] == 40 and summary["throttled"] == 0
+    if ext == ".csv":
+        original = pl.read_csv(src, infer_schema=False)
+        enriched = pl.read_csv(out, infer_schema=False)
+    elif ext == ".parquet":
+        original = pl.read_parquet(src)
+        enriched = pl.read_parquet(out)
+    else:
+        original = pl.read_excel(src, engine="calamine")
+        enriched = pl.read_excel(out, engine="calamine")
+    assert enriched.columns == original.columns + list(BP_COLUMNS)
+    assert enriched.select(original.columns).equals(original)  # same rows, same order
+
+
+def test_cache_commands(emulator, creds, tmp_path: Path) -> None:
+    server = emulator()
+    src = tmp_path / "n.csv"
+    src.write_text("phone\n+8613900000001\n+8613900000002\n")
+    cache = str(tmp_path / "c.sqlite3")
+    assert invoke("run", str(src), "--endpoint", server.url, "--cust-space-id", "S",
+                  "--cache", cache).exit_code == 0
+    stats = json.loads(invoke("cache", "stats", "--cache", cache).stdout)
+    assert stats["entries"] == 2
+    assert invoke("cache", "prune", "--cache", cache, "--older-than", "1d").stdout == (
+        "pruned 0 answers older than 1d\n")
+    assert invoke("cache", "clear", "--cache", cache).stdout == "cleared 2 answers\n"
+    assert json.loads(invoke("cache", "stats", "--cache", cache).stdout)["entries"] == 0
+    bad = invoke("cache", "prune", "--cache", cache, "--older-than", "soon")
+    assert bad.exit_code == 2
+    assert bad.stderr == (
+        "enrich: error: --older-than 'soon' is not a duration such as 30m, 12h or 7d\n")
+
+
+def test_retries_also_stay_under_the_limit(emulator, creds, tmp_path: Path) -> None:
+    server = emulator(rate_limit=10)
+    src = tmp_path / "n.csv"
+    src.write_text("phone\n" + "".join(f"+86138{i:08d}\n" for i in range(12)))
+    res = invoke("run", str(src), "--endpoint", server.url, "--cust-space-id",
+                 "fault-http503_json-1", "--no-cache", "--rate", "10")
+    assert res.exit_code == 0, res.stderr
+    summary = json.loads((tmp_path / "n.summary.json").read_text())
+    assert summary["api_calls"] == 24 and summary["retries"] == 12
+    assert server.stats.requests_total == 24
+    assert server.stats.max_in_window(1.0) <= 10
+    assert server.stats.codes.get("System.LimitControl", 0) == 0
