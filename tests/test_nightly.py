@@ -41,7 +41,7 @@ def test_example_job_file_end_to_end(emulator, creds, tmp_path: Path, monkeypatc
     assert summary["api_calls"] == summary["unique_numbers"] == server.stats.requests_total
     # the job file asks for JSON logs: every stderr line is one JSON object
     events = [json.loads(line) for line in res.stderr.splitlines()]
-    assert [e["event"] for e in events][0] == "start"
+    assert events[0]["event"] == "start"
     assert events[-1]["event"] == "end" and events[-1]["api_calls"] == summary["api_calls"]
     # every number in the summary is the one the log ends with
     assert {k: events[-1][k] for k in summary} == summary
