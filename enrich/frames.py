@@ -20,6 +20,7 @@ import itertools
 import logging
 import os
 import secrets
+import stat
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -70,6 +71,9 @@ _ENRICHED_PREFIX: Final = "bp_"
 # fastexcel logs a WARNING each time a mixed column falls back to text, which is
 # exactly how mixed phone columns are meant to be read; users need not see it.
 logging.getLogger("fastexcel").setLevel(logging.ERROR)
+# calamine (fastexcel's reader) warns about chart sheets it cannot read as data;
+# such a sheet reads as empty and gets its own clear error, so the warning is noise.
+logging.getLogger("calamine").setLevel(logging.ERROR)
 
 
 def format_for(path: Path, *, role: Literal["input", "output"]) -> Format:
@@ -167,6 +171,8 @@ def _check_input(path: Path) -> int:
         raise InputError(f"cannot read {path}: {_reason(exc)}") from None
     if path.is_dir():
         raise InputError(f"{path} is a directory, not an input file")
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{path} is not a regular file (a pipe or a device?); save it as a file")
     if st.st_size == 0:
         raise InputError(f"{path} is empty (0 bytes)")
     try:
@@ -234,9 +240,21 @@ def _reject_non_text(path: Path, data: bytes) -> None:
     if head.startswith(b"PK\x03\x04"):
         raise InputError(f"{path} is a ZIP file (an XLSX workbook?), not CSV; rename it to .xlsx")
     if b"\x00" in head:
+        if _looks_like_utf16(head):
+            raise InputError(f"{path} is UTF-16 text; save it as UTF-8 CSV")
         raise InputError(f"{path} is binary data, not a CSV text file")
     if not data.lstrip(b"\xef\xbb\xbf \t\r\n"):
         raise InputError(f"{path} has no header row (only blank lines)")
+
+
+def _looks_like_utf16(head: bytes) -> bool:
+    """UTF-16 without a BOM: ASCII text with a NUL beside nearly every character."""
+    pairs = len(head) // 2
+    if pairs < 4:
+        return False
+    even_nul = head[0 : pairs * 2 : 2].count(0)
+    odd_nul = head[1 : pairs * 2 : 2].count(0)
+    return max(even_nul, odd_nul) >= 0.9 * pairs and min(even_nul, odd_nul) == 0
 
 
 def _sniff(text: str) -> str:
@@ -444,6 +462,11 @@ def _xlsx_reason(exc: BaseException) -> str:
     return text.removeprefix("calamine error: ")
 
 
+def _shown_name(name: str) -> str:
+    """A user-given name quoted for a one-line message (control characters escaped)."""
+    return "'" + "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in name) + "'"
+
+
 def _pick_sheet(path: Path, names: Sequence[str], sheet: str | int | None) -> int:
     listed = ", ".join(names)
     if sheet is None:
@@ -455,7 +478,7 @@ def _pick_sheet(path: Path, names: Sequence[str], sheet: str | int | None) -> in
         if len(folded) == 1:
             return folded[0]
         if not (sheet.isascii() and sheet.isdigit()):
-            raise InputError(f"sheet '{sheet}' not found in {path}; sheets: {listed}")
+            raise InputError(f"sheet {_shown_name(sheet)} not found in {path}; sheets: {listed}")
         sheet = int(sheet)
     if not 1 <= sheet <= len(names):
         raise InputError(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ __all__ = [
     "ERROR_COLUMNS",
     "enriched_frame",
     "error_frame",
+    "refuse_enriched_input",
     "row_counts",
     "write_outputs",
 ]
@@ -124,14 +125,19 @@ def _results(outcomes: Mapping[Key, KeyOutcome]) -> pl.DataFrame:
     return pl.DataFrame(cols, schema=schema)
 
 
-def enriched_frame(prep: Prepared, outcomes: Mapping[Key, KeyOutcome]) -> pl.DataFrame:
-    """Input rows + the bp_* columns (plus private ``_``-prefixed report columns)."""
-    clash = [c for c in BP_COLUMNS if c in prep.table.df.columns]
+def refuse_enriched_input(columns: Sequence[str]) -> None:
+    """InputError when the input already has ``bp_*`` columns (an enriched file)."""
+    clash = [c for c in BP_COLUMNS if c in columns]
     if clash:
         raise InputError(
             f"{', '.join(clash)} already in the input: is it an enriched file? "
             "Enrich the original file instead"
         )
+
+
+def enriched_frame(prep: Prepared, outcomes: Mapping[Key, KeyOutcome]) -> pl.DataFrame:
+    """Input rows + the bp_* columns (plus private ``_``-prefixed report columns)."""
+    refuse_enriched_input(prep.table.df.columns)
     joined = prep.rows.join(
         _results(outcomes), on=["cust", "number"], how="left", maintain_order="left"
     )

@@ -171,6 +171,7 @@ def prepare(cfg: RunConfig) -> Prepared:
         phones.validate_region(cfg.default_region)
     table = frames.read_table(cfg.input, sheet=cfg.sheet, separator=cfg.separator)
     df = table.df
+    report.refuse_enriched_input(df.columns)
     column = phones.find_phone_column(df.columns, explicit=cfg.phone_column, source=cfg.input.name)
     raw = frames.cell_texts(df[column]).alias("raw")
     cust = _cust_series(cfg, df, df.height).alias("cust")
@@ -514,11 +515,15 @@ async def run_async(cfg: RunConfig, *, seams: Seams) -> RunResult:
     started_at = clock()
     t0 = time.monotonic()
     output, errors_path, summary_path = default_paths(cfg)
+    frames.format_for(cfg.input, role="input")  # a bad input is exit 1, whatever the output
     out_fmt = frames.format_for(output, role="output")
-    frames.format_for(cfg.input, role="input")
     for p in (output, errors_path, summary_path):
+        if p.parent.exists() and not p.parent.is_dir():
+            raise UsageError(f"cannot write {p}: {p.parent} is not a folder")
         if not p.parent.is_dir():
             raise UsageError(f"cannot write {p}: folder {p.parent} does not exist")
+        if p.is_dir():
+            raise UsageError(f"cannot write {p}: it is a directory")
     if errors_path.suffix.lower() != ".csv":
         raise UsageError(f"--errors {errors_path.name}: the error report is a .csv file")
     if summary_path.suffix.lower() != ".json":
@@ -548,6 +553,12 @@ async def run_async(cfg: RunConfig, *, seams: Seams) -> RunResult:
                 log.warning(
                     "empty_input",
                     f"{cfg.input.name} has no data rows; writing empty outputs, calling nothing",
+                )
+            elif prep.invalid == prep.n_rows:
+                log.warning(
+                    "no_numbers",
+                    f"column {prep.phone_column!r} of {cfg.input.name} holds no valid number; "
+                    "every row is reported, calling nothing",
                 )
             ledger = Ledger(cache_path_for(cfg))
             try:
