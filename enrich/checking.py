@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -16,29 +17,41 @@ __all__ = ["check", "render_check"]
 
 
 def check(cfg: RunConfig, *, now: float | None = None, examples: int = 5) -> dict[str, Any]:
-    """Counts for INPUT: rows, valid, invalid (with examples), duplicates, fresh, calls, time."""
-    import time
+    """What ``enrich run`` with the same options would do, calling nothing.
 
+    Reads and validates INPUT exactly as ``run`` does (same ``prepare``, same
+    ``--limit`` prefix, same cache and ``--max-age``), so ``calls_needed`` is
+    the number of first attempts ``run`` then makes; retries come on top.
+    Without a CustSpaceId (no ``--cust-space-id``, no column, not ``--mock``)
+    the numbers are counted but the cache cannot be asked: ``fresh_in_cache``
+    is ``None`` and ``calls_needed`` an upper bound.
+    """
     when = time.time() if now is None else now
+    space_known = bool(cfg.cust_space_id or cfg.cust_space_column or cfg.mock)
     if not cfg.cust_space_id and not cfg.cust_space_column:
         # counting needs no CustSpaceId; --mock runs use the demo one
         cfg = replace(cfg, cust_space_id=DEMO_CUST_SPACE_ID if cfg.mock else "(none)")
     prep = prepare(cfg)
+    rows_in_file = prep.n_rows
     if cfg.limit is not None:
         prep = limit_to_first_keys(prep, cfg.limit)
-    fresh = 0
     cache_path = cache_path_for(cfg)
-    if cache_path is not None and cache_path.exists():
+    fresh: int | None = 0
+    if not space_known:
+        fresh = None
+    elif cache_path is not None and cache_path.exists():
         with Ledger(cache_path) as ledger:
             fresh = len(ledger.lookup(prep.keys, not_before=when - cfg.max_age_s))
     bad = prep.rows.filter(pl.col("err").is_not_null())
     valid_rows = prep.n_rows - bad.height
-    calls = len(prep.keys) - fresh
+    calls = len(prep.keys) - (fresh or 0)
     pace = cfg.rate * AdaptParams().headroom
     return {
         "input": str(cfg.input),
         "phone_column": prep.phone_column,
         "rows": prep.n_rows,
+        "rows_in_file": rows_in_file,
+        "limit": cfg.limit,
         "valid": valid_rows,
         "invalid": prep.invalid,
         "missing_cust_space_id": prep.missing_space,
@@ -48,6 +61,7 @@ def check(cfg: RunConfig, *, now: float | None = None, examples: int = 5) -> dic
         ],
         "unique_numbers": len(prep.keys),
         "duplicates": valid_rows - len(prep.keys),
+        "cache": None if cache_path is None else str(cache_path),
         "fresh_in_cache": fresh,
         "calls_needed": calls,
         "rate": cfg.rate,
@@ -66,23 +80,35 @@ def _duration(seconds: float) -> str:
 
 def render_check(r: dict[str, Any]) -> str:
     """The report as people read it."""
+    rows = str(r["rows"])
+    if r.get("limit") is not None and r["rows"] != r.get("rows_in_file", r["rows"]):
+        rows += f" of {r['rows_in_file']} (up to distinct number {r['limit']}, --limit)"
     lines = [
         f"input            {r['input']}",
         f"phone column     {r['phone_column']}",
-        f"rows             {r['rows']}",
+        f"rows             {rows}",
         f"valid numbers    {r['valid']}",
         f"invalid          {r['invalid']}",
     ]
     for ex in r["invalid_examples"]:
         shown = "(empty)" if ex["phone"] is None else repr(ex["phone"])
         lines.append(f"  row {ex['row']}: {shown} {ex['error_code']}")
+    more = r["invalid"] + r["missing_cust_space_id"] - len(r["invalid_examples"])
+    if more > 0:
+        lines.append(f"  … and {more} more (all of them in the run's error report)")
     if r["missing_cust_space_id"]:
         lines.append(f"no CustSpaceId   {r['missing_cust_space_id']}")
     lines += [
         f"duplicates       {r['duplicates']}",
         f"distinct numbers {r['unique_numbers']}",
-        f"fresh in cache   {r['fresh_in_cache']}",
-        f"calls needed     {r['calls_needed']}",
+        "fresh in cache   "
+        + (
+            "unknown: give --cust-space-id (or --cust-space-column) to ask the cache"
+            if r["fresh_in_cache"] is None
+            else f"{r['fresh_in_cache']}" + (f" (cache {r['cache']})" if r.get("cache") else "")
+        ),
+        f"calls needed     {r['calls_needed']}"
+        + (" at most" if r["fresh_in_cache"] is None else ""),
         f"estimated time   {_duration(r['estimated_s'])} at {r['rate']:g} requests/s "
         "(plus retries)",
     ]
