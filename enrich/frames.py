@@ -19,6 +19,7 @@ import io
 import itertools
 import logging
 import os
+import re
 import secrets
 import stat
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -183,12 +184,17 @@ def _check_input(path: Path) -> int:
     return st.st_size
 
 
+_RUST_OS_ERROR: Final = re.compile(r" \(os error \d+\)$")
+
+
 def _reason(exc: BaseException) -> str:
     """One line saying why: an OSError's strerror, else the first line of the message."""
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    line = text.splitlines()[0] if text else type(exc).__name__
+    # polars: "File too large (os error 27)", "parquet: …: underlying IO error: File too large"
+    return _RUST_OS_ERROR.sub("", line.rpartition("underlying IO error: ")[2])
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -628,6 +634,7 @@ def write_table(
     other_sheets: Mapping[str, pl.DataFrame] | None = None,
     separator: str = ",",
     enriched_columns: Sequence[str] | None = None,
+    shown_as: Path | None = None,
 ) -> None:
     """Write ``df`` to ``path`` atomically, whole or not at all.
 
@@ -646,14 +653,17 @@ def write_table(
       ``enriched_columns`` (default: those starting with ``bp_``) are
       coloured; column widths fit their contents up to a cap.
 
-    An older file at ``path`` stays untouched when writing fails.
+    An older file at ``path`` stays untouched when writing fails. Messages name
+    ``shown_as`` (default ``path``): the file the user asked for when ``path``
+    is a staging file.
 
     Raises:
         OutputError: the file cannot be written; one line naming it and why.
     """
+    shown = shown_as or path
     if path.is_dir():
-        raise OutputError(f"cannot write {path}: it is a directory")
-    with atomic_path(path) as tmp:
+        raise OutputError(f"cannot write {shown}: it is a directory")
+    with atomic_path(path, shown_as=shown) as tmp:
         try:
             if fmt == "parquet":
                 df.write_parquet(tmp)
@@ -672,7 +682,7 @@ def write_table(
                     else {c for c in df.columns if c.startswith(_ENRICHED_PREFIX)}
                 )
                 _write_xlsx(
-                    path,
+                    shown,
                     tmp,
                     flat,
                     sheet_name=sheet_name or "Sheet1",
@@ -681,11 +691,11 @@ def write_table(
                 )
         except (PolarsError, pl.exceptions.PanicException, XlsxWriterException, ValueError) as exc:
             # OSError is left to atomic_path, which says it the same way.
-            raise OutputError(f"cannot write {path}: {_reason(exc)}") from None
+            raise OutputError(f"cannot write {shown}: {_reason(exc)}") from None
 
 
 @contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
+def atomic_path(path: Path, *, shown_as: Path | None = None) -> Iterator[Path]:
     """Yield a fresh temp path beside ``path``; publish it there on a clean exit.
 
     On a clean exit the temp file is fsynced and moved over ``path`` with
@@ -696,10 +706,12 @@ def atomic_path(path: Path) -> Iterator[Path]:
     Raises:
         OutputError: an ``OSError`` while creating, writing or publishing
             (one line: ``cannot write out.csv: Permission denied``). Other
-            exceptions from the body propagate unchanged.
+            exceptions from the body propagate unchanged. Messages name
+            ``shown_as`` (default ``path``).
     """
     folder = path.parent
-    tmp = _create_temp(path)
+    shown = shown_as or path
+    tmp = _create_temp(path, shown)
     try:
         yield tmp
         fd = os.open(tmp, os.O_RDONLY)
@@ -710,7 +722,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
         os.replace(tmp, path)
     except OSError as exc:
         _unlink_quietly(tmp)
-        raise OutputError(f"cannot write {path}: {_reason(exc)}") from None
+        raise OutputError(f"cannot write {shown}: {_reason(exc)}") from None
     except BaseException:
         _unlink_quietly(tmp)
         raise
@@ -722,12 +734,12 @@ def atomic_path(path: Path) -> Iterator[Path]:
             os.close(dir_fd)
 
 
-def _create_temp(path: Path) -> Path:
+def _create_temp(path: Path, shown: Path) -> Path:
     folder = path.parent
     if not folder.exists():
-        raise OutputError(f"cannot write {path}: folder {folder} does not exist")
+        raise OutputError(f"cannot write {shown}: folder {folder} does not exist")
     if not folder.is_dir():
-        raise OutputError(f"cannot write {path}: {folder} is not a folder")
+        raise OutputError(f"cannot write {shown}: {folder} is not a folder")
     while True:
         tmp = folder / f".{path.name}.{secrets.token_hex(4)}.tmp"
         try:
@@ -735,7 +747,7 @@ def _create_temp(path: Path) -> Path:
         except FileExistsError:  # pragma: no cover - 32 random bits collided
             continue
         except OSError as exc:
-            raise OutputError(f"cannot write {path}: {_reason(exc)}") from None
+            raise OutputError(f"cannot write {shown}: {_reason(exc)}") from None
         os.close(fd)
         return tmp
 

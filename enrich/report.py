@@ -256,6 +256,7 @@ def write_outputs(
             sheet_name=prep.table.sheet_name,
             other_sheets=prep.table.other_sheets,
             separator=separator,
+            shown_as=output,
         )
         frames.write_table(
             err_frame,
@@ -269,13 +270,15 @@ def write_outputs(
                 "request_id",
             ),
             list_columns=(),
+            shown_as=errors,
         )
-        with frames.atomic_path(staged[2][0]) as tmp:
+        with frames.atomic_path(staged[2][0], shown_as=summary_path) as tmp:
             tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", "utf-8")
         for tmp, target in staged:
-            os.replace(tmp, target)
-    except OSError as exc:
-        raise OutputError(f"cannot write {output.parent}: {exc.strerror or exc}") from None
+            try:
+                os.replace(tmp, target)
+            except OSError as exc:
+                raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
     finally:
         for tmp, _ in staged:
             with contextlib.suppress(OSError):
