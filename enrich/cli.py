@@ -205,7 +205,8 @@ def cli() -> None:
 @click.option(
     "--progress/--no-progress",
     default=None,
-    help="Progress bar on stderr.  [default: on when stderr is a terminal]",
+    help="Progress bar and final table on stderr (--progress: even on a pipe).  "
+    "[default: on when stderr is a terminal]",
 )
 @click.option(
     "--log-format",
@@ -264,11 +265,14 @@ def check_command(
 
     Prints rows, valid and invalid numbers (with the first examples and their row
     numbers), duplicates, numbers already fresh in the cache, the calls a run
-    needs and how long they take at --rate.
+    needs and how long they take at --rate. Give the options run will get
+    (--cust-space-id, --cache, --limit, --mock…): the count is then exactly the
+    first attempts that run makes.
 
     \b
-    Example:
-      enrich check sample_data/contacts.csv --default-region GB
+    Examples:
+      enrich check sample_data/contacts.xlsx --mock
+      enrich check leads.xlsx --cust-space-id 2934839388494 --default-region GB --limit 20
     """
     from enrich.checking import check, render_check
 
