@@ -65,7 +65,7 @@ def _input_options(fn: F) -> F:
         click.option(
             "--job",
             "job",
-            type=click.Path(path_type=Path, dir_okay=False),
+            type=click.Path(path_type=Path, dir_okay=False, readable=False),
             help="Job file (TOML) with the options; flags given here override it.",
         ),
         click.option(
@@ -101,7 +101,7 @@ def _input_options(fn: F) -> F:
         ),
         click.option(
             "--cache",
-            type=click.Path(path_type=Path, dir_okay=False),
+            type=click.Path(path_type=Path, dir_okay=False, readable=False),
             help="Result cache (SQLite).  [default: a file in the user cache dir]",
         ),
         click.option("--no-cache", is_flag=True, default=None, help="Use no result cache."),
@@ -147,23 +147,26 @@ def cli() -> None:
 
 @cli.command("run")
 @click.argument(
-    "input_path", metavar="INPUT", required=False, type=click.Path(path_type=Path, dir_okay=True)
+    "input_path",
+    metavar="INPUT",
+    required=False,
+    type=click.Path(path_type=Path, dir_okay=True, readable=False),
 )
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, readable=False),
     help="Enriched file; format from the extension (.csv .parquet .xlsx).  "
     "[default: <input stem>.enriched.<input ext> beside the input]",
 )
 @click.option(
     "--errors",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, readable=False),
     help="Error report (CSV).  [default: <input stem>.errors.csv beside the output]",
 )
 @click.option(
     "--summary",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, readable=False),
     help="Run summary (JSON).  [default: <input stem>.summary.json beside the output]",
 )
 @_input_options
@@ -245,7 +248,10 @@ def run_command(ctx: click.Context, /, input_path: Path | None, **params: Any) -
 
 @cli.command("check")
 @click.argument(
-    "input_path", metavar="INPUT", required=False, type=click.Path(path_type=Path, dir_okay=True)
+    "input_path",
+    metavar="INPUT",
+    required=False,
+    type=click.Path(path_type=Path, dir_okay=True, readable=False),
 )
 @_input_options
 @click.option("--limit", type=int, help="Count only the first N distinct numbers, as run --limit.")
@@ -298,7 +304,7 @@ def cache_group() -> None:
 _cache_opt = click.option(
     "--cache",
     "cache_path",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=click.Path(path_type=Path, dir_okay=False, readable=False),
     help="The cache file.  [default: the one enrich run uses]",
 )
 

@@ -16,7 +16,7 @@ import random
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -227,13 +227,7 @@ def limit_to_first_keys(prep: Prepared, n: int) -> Prepared:
             if len(seen) == n:
                 break
     rows = prep.rows.head(last_row)
-    table = frames.Table(
-        df=prep.table.df.head(last_row),
-        fmt=prep.table.fmt,
-        sheet_name=prep.table.sheet_name,
-        other_sheets=prep.table.other_sheets,
-        separator=prep.table.separator,
-    )
+    table = replace(prep.table, df=prep.table.df.head(last_row))
     invalid = rows.filter(
         pl.col("err").is_in(["Client.MissingPhone", "Client.InvalidPhone"])
     ).height
@@ -508,12 +502,8 @@ def run(cfg: RunConfig, *, seams: Seams | None = None) -> RunResult:
     return asyncio.run(run_async(cfg, seams=seams or Seams()))
 
 
-async def run_async(cfg: RunConfig, *, seams: Seams) -> RunResult:
-    """``run`` inside an event loop."""
-    log = seams.log or Log(fmt=cfg.log_format)
-    clock = seams.clock
-    started_at = clock()
-    t0 = time.monotonic()
+def _output_paths(cfg: RunConfig) -> tuple[Path, Path, Path, frames.Format]:
+    """Check the input format and the three output paths before anything else happens."""
     output, errors_path, summary_path = default_paths(cfg)
     frames.format_for(cfg.input, role="input")  # a bad input is exit 1, whatever the output
     out_fmt = frames.format_for(output, role="output")
@@ -528,113 +518,139 @@ async def run_async(cfg: RunConfig, *, seams: Seams) -> RunResult:
         raise UsageError(f"--errors {errors_path.name}: the error report is a .csv file")
     if summary_path.suffix.lower() != ".json":
         raise UsageError(f"--summary {summary_path.name}: the run summary is a .json file")
-    if (
-        len({output.resolve(), errors_path.resolve(), summary_path.resolve(), cfg.input.resolve()})
-        < 4
-    ):
+    distinct = {p.resolve() for p in (output, errors_path, summary_path, cfg.input)}
+    if len(distinct) < 4:
         raise UsageError("input, output, error report and summary must be four different files")
+    return output, errors_path, summary_path, out_fmt
 
+
+def _warn_about_input(log: Log, cfg: RunConfig, prep: Prepared) -> None:
+    log.info(
+        "start",
+        f"{prep.n_rows} rows, {len(prep.keys)} distinct numbers from {cfg.input.name}",
+        input=str(cfg.input),
+        rows=prep.n_rows,
+        unique_numbers=len(prep.keys),
+    )
+    if prep.n_rows == 0:
+        log.warning(
+            "empty_input",
+            f"{cfg.input.name} has no data rows; writing empty outputs, calling nothing",
+        )
+    elif prep.invalid == prep.n_rows:
+        log.warning(
+            "no_numbers",
+            f"column {prep.phone_column!r} of {cfg.input.name} holds no valid number; "
+            "every row is reported, calling nothing",
+        )
+
+
+async def _call_todo(
+    cfg: RunConfig,
+    seams: Seams,
+    *,
+    log: Log,
+    ledger: Ledger,
+    todo: list[Key],
+    endpoint: str,
+    credentials: Credentials,
+    already_done: int,
+    total_keys: int,
+) -> tuple[dict[Key, KeyOutcome], FetchStats]:
+    """Fan out over ``todo``; FatalApiError or Interrupted when the run cannot finish."""
+    if not todo:
+        return {}, FetchStats()
+    progress = Progress(total=len(todo))
+    stop = asyncio.Event()
+    signalled: list[bool] = []
+
+    def on_signal() -> None:
+        signalled.append(True)
+        stop.set()
+
+    throttle = Throttle(cfg.rate)
+    cap = max(16, min(1024, math.ceil(cfg.rate * cfg.timeout)))
+    gate = ConcurrencyGate(pace=lambda: throttle.pace, fixed=cfg.concurrency, cap=cap)
+    workers = cfg.concurrency or cap
+    client = CamsClient(
+        endpoint=endpoint,
+        credentials=credentials,
+        timeout_s=cfg.timeout,
+        clock=seams.clock,
+        max_connections=max(workers, 16),
+    )
+    if seams.on_progress is not None:
+        seams.on_progress(progress)  # show the total before the first answer
+    ticker = asyncio.ensure_future(_ticker(log, progress, seams.progress_every_s))
+    try:
+        with _signals(on_signal, seams.install_signal_handlers):
+            outcomes, stats, fatal = await fetch_all(
+                todo,
+                client=client,
+                throttle=throttle,
+                gate=gate,
+                policy=RetryPolicy(max_attempts=cfg.max_attempts),
+                ledger=ledger,
+                stop=stop,
+                single_space=not cfg.cust_space_column,
+                progress=progress,
+                log=log,
+                workers=workers,
+                rand=seams.rand,
+                sleep=seams.sleep,
+                clock=seams.clock,
+                on_progress=seams.on_progress,
+            )
+    finally:
+        ticker.cancel()
+        await client.close()
+    if fatal is not None:
+        hint = _FIX_HINTS.get(fatal.code, "fix the account or credentials")
+        raise FatalApiError(
+            f"aborted: the API answered {fatal.code} ({fatal.message}); {hint}. "
+            "Nothing was written; answers so far are kept in the cache.",
+            code=fatal.code,
+            request_id=fatal.request_id,
+        )
+    if signalled:
+        done = already_done + len(outcomes)
+        raise Interrupted(
+            f"interrupted: {done} of {total_keys} numbers done and kept in "
+            "the cache; run the same command again to resume"
+        )
+    return outcomes, stats
+
+
+async def run_async(cfg: RunConfig, *, seams: Seams) -> RunResult:
+    """``run`` inside an event loop."""
+    log = seams.log or Log(fmt=cfg.log_format)
+    started_at = seams.clock()
+    t0 = time.monotonic()
+    output, errors_path, summary_path, out_fmt = _output_paths(cfg)
     endpoint, credentials, emulator = _connection(cfg, seams)
     if cfg.mock and not cfg.cust_space_id and not cfg.cust_space_column:
-        cfg = _with(cfg, cust_space_id=DEMO_CUST_SPACE_ID)
+        cfg = replace(cfg, cust_space_id=DEMO_CUST_SPACE_ID)
     try:
         with output_lock(output):
             prep = prepare(cfg)
             if cfg.limit is not None:
                 prep = limit_to_first_keys(prep, cfg.limit)
-            log.info(
-                "start",
-                f"{prep.n_rows} rows, {len(prep.keys)} distinct numbers from {cfg.input.name}",
-                input=str(cfg.input),
-                rows=prep.n_rows,
-                unique_numbers=len(prep.keys),
-            )
-            if prep.n_rows == 0:
-                log.warning(
-                    "empty_input",
-                    f"{cfg.input.name} has no data rows; writing empty outputs, calling nothing",
-                )
-            elif prep.invalid == prep.n_rows:
-                log.warning(
-                    "no_numbers",
-                    f"column {prep.phone_column!r} of {cfg.input.name} holds no valid number; "
-                    "every row is reported, calling nothing",
-                )
-            ledger = Ledger(cache_path_for(cfg))
-            try:
-                cached = ledger.lookup(prep.keys, not_before=clock() - cfg.max_age_s)
+            _warn_about_input(log, cfg, prep)
+            with Ledger(cache_path_for(cfg)) as ledger:
+                cached = ledger.lookup(prep.keys, not_before=seams.clock() - cfg.max_age_s)
                 todo = [k for k in prep.keys if k not in cached]
-                progress = Progress(total=len(todo))
-                stop = asyncio.Event()
-                interrupted = False
-
-                def on_signal() -> None:
-                    nonlocal interrupted
-                    interrupted = True
-                    stop.set()
-
-                outcomes: dict[Key, KeyOutcome] = {}
-                stats = FetchStats()
-                fatal: CallError | None = None
-                if todo:
-                    single_space = not cfg.cust_space_column
-                    throttle = Throttle(cfg.rate)
-                    gate = ConcurrencyGate(
-                        pace=lambda: throttle.pace,
-                        fixed=cfg.concurrency,
-                        cap=max(16, min(1024, math.ceil(cfg.rate * cfg.timeout))),
-                    )
-                    workers = cfg.concurrency or gate._cap
-                    client = CamsClient(
-                        endpoint=endpoint,
-                        credentials=credentials,
-                        timeout_s=cfg.timeout,
-                        clock=clock,
-                        max_connections=max(workers, 16),
-                    )
-                    ticker = asyncio.ensure_future(_ticker(log, progress, seams.progress_every_s))
-                    try:
-                        with _signals(on_signal, seams.install_signal_handlers):
-                            outcomes, stats, fatal = await fetch_all(
-                                todo,
-                                client=client,
-                                throttle=throttle,
-                                gate=gate,
-                                policy=RetryPolicy(max_attempts=cfg.max_attempts),
-                                ledger=ledger,
-                                stop=stop,
-                                single_space=single_space,
-                                progress=progress,
-                                log=log,
-                                workers=workers,
-                                rand=seams.rand,
-                                sleep=seams.sleep,
-                                clock=clock,
-                                on_progress=seams.on_progress,
-                            )
-                    finally:
-                        ticker.cancel()
-                        await client.close()
-                if fatal is not None:
-                    hint = _FIX_HINTS.get(fatal.code, "fix the account or credentials")
-                    raise FatalApiError(
-                        f"aborted: the API answered {fatal.code} ({fatal.message}); {hint}. "
-                        "Nothing was written; answers so far are kept in the cache.",
-                        code=fatal.code,
-                        request_id=fatal.request_id,
-                    )
-                if interrupted:
-                    done = len(cached) + len(outcomes)
-                    raise Interrupted(
-                        f"interrupted: {done} of {len(prep.keys)} numbers done and kept in "
-                        "the cache; run the same command again to resume"
-                    )
-            finally:
-                ledger.close()
-            all_outcomes = _merge(cached, outcomes)
-            frame = report.enriched_frame(prep, all_outcomes)
-            err_frame = report.error_frame(prep, frame)
-            finished_at = clock()
+                outcomes, stats = await _call_todo(
+                    cfg,
+                    seams,
+                    log=log,
+                    ledger=ledger,
+                    todo=todo,
+                    endpoint=endpoint,
+                    credentials=credentials,
+                    already_done=len(cached),
+                    total_keys=len(prep.keys),
+                )
+            frame = report.enriched_frame(prep, _merge(cached, outcomes))
             counts = report.row_counts(frame)
             exit_code = EXIT_OK
             if prep.n_rows and counts["error_rows"] / prep.n_rows > cfg.max_error_rate:
@@ -650,22 +666,19 @@ async def run_async(cfg: RunConfig, *, seams: Seams) -> RunResult:
                 "api_calls": stats.api_calls,
                 "retries": stats.retries,
                 "throttled": stats.throttled,
-                "ok": counts["ok"],
-                "no_profile": counts["no_profile"],
-                "error_rows": counts["error_rows"],
-                "errors_by_code": counts["errors_by_code"],
+                **counts,
                 "started_at": _utc(started_at),
-                "finished_at": _utc(finished_at),
+                "finished_at": _utc(seams.clock()),
                 "elapsed_s": round(time.monotonic() - t0, 3),
-                "requests_per_s": round(stats.api_calls / stats.calling_s, 3)
-                if stats.calling_s > 0
-                else 0.0,
+                "requests_per_s": (
+                    round(stats.api_calls / stats.calling_s, 3) if stats.calling_s > 0 else 0.0
+                ),
                 "exit_code": exit_code,
             }
             report.write_outputs(
                 prep,
                 frame,
-                err_frame,
+                report.error_frame(prep, frame),
                 summary,
                 output=output,
                 errors=errors_path,
@@ -716,12 +729,6 @@ def _merge(cached: dict[Key, CachedAnswer], fresh: dict[Key, KeyOutcome]) -> dic
         )
     out.update(fresh)
     return out
-
-
-def _with(cfg: RunConfig, **changes: Any) -> RunConfig:
-    from dataclasses import replace
-
-    return replace(cfg, **changes)
 
 
 async def _ticker(log: Log, progress: Progress, every_s: float = 30.0) -> None:

@@ -461,11 +461,6 @@ def _run_without_caps(args: list[str], folder: Path) -> subprocess.CompletedProc
                           check=False)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "cli.py: click.Path(readable=True) (the default) on INPUT turns an unreadable file "
-    "into click's 4-line usage error, exit 2; SPEC/README say one line, exit 1. "
-    "Fix: readable=False on the INPUT argument (frames.read_table already says "
-    "'cannot read X: Permission denied', exit 1)."))
 def test_unreadable_input(server: EmulatorServer, tmp_path: Path) -> None:
     src = tmp_path / "secret.csv"
     shutil.copyfile(DATA / "good.csv", src)
