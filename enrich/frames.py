@@ -32,6 +32,7 @@ import fastexcel
 import polars as pl
 import xlsxwriter
 from polars.exceptions import PolarsError
+from python_calamine import CalamineError, CalamineWorkbook
 from xlsxwriter.exceptions import XlsxWriterException
 from xlsxwriter.format import Format as XlsxFormat
 from xlsxwriter.worksheet import Worksheet
@@ -123,6 +124,10 @@ class Table:
     """XLSX: the other sheets, in workbook order, carried to an XLSX output."""
     separator: str = ","
     """CSV: the separator used (given or sniffed); ``,`` otherwise."""
+    numeric_cells: dict[str, dict[str, pl.Series]] = field(default_factory=dict)
+    """XLSX: per sheet, per column that mixes numbers and text (read as text), the
+    numeric cells' values (null elsewhere), so an XLSX output writes them back as
+    numbers."""
 
 
 # --------------------------------------------------------------------------- reading
@@ -451,16 +456,21 @@ def _read_xlsx(path: Path, sheet: str | int | None) -> Table:
     if not names:
         raise InputError(f"{path} has no sheets")
     index = _pick_sheet(path, names, sheet)
-    df = _load_sheet(path, reader, names, index)
+    numeric: dict[str, dict[str, pl.Series]] = {}
+    df, numeric[names[index]] = _load_sheet(path, reader, names, index)
     if df.width == 0:
         raise InputError(
             f"sheet '{names[index]}' of {path} is empty (no header row); "
             f"choose another with --sheet NAME (sheets: {', '.join(names)})"
         )
-    others = {
-        name: _load_sheet(path, reader, names, i) for i, name in enumerate(names) if i != index
-    }
-    return Table(df=df, fmt="xlsx", sheet_name=names[index], other_sheets=others)
+    others: dict[str, pl.DataFrame] = {}
+    for i, name in enumerate(names):
+        if i != index:
+            others[name], numeric[name] = _load_sheet(path, reader, names, i)
+    numeric = {name: cols for name, cols in numeric.items() if cols}
+    return Table(
+        df=df, fmt="xlsx", sheet_name=names[index], other_sheets=others, numeric_cells=numeric
+    )
 
 
 def _xlsx_reason(exc: BaseException) -> str:
@@ -496,7 +506,7 @@ def _pick_sheet(path: Path, names: Sequence[str], sheet: str | int | None) -> in
 
 def _load_sheet(
     path: Path, reader: fastexcel.ExcelReader, names: Sequence[str], index: int
-) -> pl.DataFrame:
+) -> tuple[pl.DataFrame, dict[str, pl.Series]]:
     try:
         # Sample every row: with the default 1,000, a text cell further down a
         # numeric column would be coerced to null, i.e. silently lost.
@@ -520,9 +530,48 @@ def _load_sheet(
                 "rename one of them"
             )
         seen.add(cell)
+    numeric = _mixed_numeric_cells(path, reader, index, df)
     if df.width and df.height:
-        df = df.filter(~pl.all_horizontal(pl.all().is_null()))
-    return df
+        keep = ~df.select(pl.all_horizontal(pl.all().is_null())).to_series()
+        df = df.filter(keep)
+        numeric = {name: values.filter(keep) for name, values in numeric.items()}
+    return df, numeric
+
+
+def _mixed_numeric_cells(
+    path: Path, reader: fastexcel.ExcelReader, index: int, df: pl.DataFrame
+) -> dict[str, pl.Series]:
+    """For text columns that also hold numeric cells: those cells' values, by row.
+
+    fastexcel reads a column that mixes numbers and text as text; python-calamine
+    still knows each cell's type. Only sheets that really mix types pay for it.
+    """
+    text_columns = [name for name, dtype in df.schema.items() if dtype == pl.String]
+    if not text_columns or not df.height:
+        return {}
+    try:
+        reader.load_sheet(index, schema_sample_rows=None, dtype_coercion="strict")
+        return {}
+    except fastexcel.UnsupportedColumnTypeCombinationError:
+        pass
+    except (fastexcel.FastExcelError, OSError, ValueError):
+        return {}
+    try:
+        rows = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(index).to_python()
+    except (CalamineError, OSError, ValueError):
+        return {}
+    if len(rows) != df.height + 1 or any(len(row) != df.width for row in rows[:1]):
+        return {}  # a layout we cannot align cell by cell: keep the text reading
+    out: dict[str, pl.Series] = {}
+    for name in text_columns:
+        c = df.columns.index(name)
+        values = [
+            float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+            for v in (row[c] if c < len(row) else None for row in rows[1:])
+        ]
+        if any(v is not None for v in values):
+            out[name] = pl.Series(name, values, dtype=pl.Float64)
+    return out
 
 
 # ------------------------------------------------------------------------- cell texts
@@ -635,6 +684,7 @@ def write_table(
     separator: str = ",",
     enriched_columns: Sequence[str] | None = None,
     shown_as: Path | None = None,
+    numeric_cells: Mapping[str, Mapping[str, pl.Series]] | None = None,
 ) -> None:
     """Write ``df`` to ``path`` atomically, whole or not at all.
 
@@ -651,7 +701,9 @@ def write_table(
       never a URL or number), numbers, dates and booleans keep their types;
       the header row is frozen and filterable; the headers of
       ``enriched_columns`` (default: those starting with ``bp_``) are
-      coloured; column widths fit their contents up to a cap.
+      coloured; column widths fit their contents up to a cap; the cells that
+      ``numeric_cells`` (``Table.numeric_cells``) marks in text columns are
+      written back as numbers.
 
     An older file at ``path`` stays untouched when writing fails. Messages name
     ``shown_as`` (default ``path``): the file the user asked for when ``path``
@@ -688,6 +740,7 @@ def write_table(
                     sheet_name=sheet_name or "Sheet1",
                     other_sheets=other_sheets or {},
                     highlighted=highlighted,
+                    numeric_cells=numeric_cells or {},
                 )
         except (PolarsError, pl.exceptions.PanicException, XlsxWriterException, ValueError) as exc:
             # OSError is left to atomic_path, which says it the same way.
@@ -781,6 +834,7 @@ def _write_xlsx(
     sheet_name: str,
     other_sheets: Mapping[str, pl.DataFrame],
     highlighted: set[str],
+    numeric_cells: Mapping[str, Mapping[str, pl.Series]],
 ) -> None:
     for name, frame in [(sheet_name, df), *other_sheets.items()]:
         if frame.height + 1 > _XLSX_MAX_ROWS:
@@ -811,10 +865,18 @@ def _write_xlsx(
         time=workbook.add_format({"num_format": "hh:mm:ss"}),
         duration=workbook.add_format({"num_format": "[h]:mm:ss"}),
     )
-    _write_sheet(workbook.add_worksheet(sheet_name), df, formats, highlighted)
+    _write_sheet(
+        workbook.add_worksheet(sheet_name),
+        df,
+        formats,
+        highlighted,
+        numeric_cells.get(sheet_name, {}),
+    )
     for name, frame in other_sheets.items():
         other = _text_safe(frame)
-        _write_sheet(workbook.add_worksheet(name), other, formats, set())
+        _write_sheet(
+            workbook.add_worksheet(name), other, formats, set(), numeric_cells.get(name, {})
+        )
     workbook.close()
 
 
@@ -825,7 +887,13 @@ def _text_safe(df: pl.DataFrame) -> pl.DataFrame:
     return _for_spreadsheet(df, api_text_columns=(), list_columns=())
 
 
-def _write_sheet(ws: Worksheet, df: pl.DataFrame, formats: _Formats, highlighted: set[str]) -> None:
+def _write_sheet(
+    ws: Worksheet,
+    df: pl.DataFrame,
+    formats: _Formats,
+    highlighted: set[str],
+    numeric: Mapping[str, pl.Series],
+) -> None:
     for c, (name, width) in enumerate(zip(df.columns, _widths(df), strict=True)):
         ws.set_column(c, c, width)
         ws.write_string(
@@ -840,10 +908,28 @@ def _write_sheet(ws: Worksheet, df: pl.DataFrame, formats: _Formats, highlighted
         _cell_writer(ws, dtype, formats, date_only=name in midnight)
         for name, dtype in df.schema.items()
     ]
+    for c, name in enumerate(df.columns):
+        if name in numeric and df.schema[name] == pl.String:
+            writers[c] = _numbers_first(ws, writers[c], numeric[name].to_list())
     for r, row in enumerate(df.iter_rows(), start=1):
         for c, value in enumerate(row):
             if value is not None:
                 writers[c](r, c, value)
+
+
+def _numbers_first(
+    ws: Worksheet, text_writer: _CellWriter, numbers: list[float | None]
+) -> _CellWriter:
+    """A text column's writer that writes the cells that were numbers as numbers."""
+
+    def write(r: int, c: int, value: Any) -> None:
+        number = numbers[r - 1] if r - 1 < len(numbers) else None
+        if number is not None:
+            ws.write_number(r, c, number)
+        else:
+            text_writer(r, c, value)
+
+    return write
 
 
 def _midnight_columns(df: pl.DataFrame) -> set[str]:

@@ -113,9 +113,11 @@ def find_phone_column(
     if len(matches) == 1:
         return matches[0]
     if not matches:
+        title = any(c.startswith("__UNNAMED__") for c in columns)
+        hint = "; is row 1 a title? the header must be the first row" if title else ""
         raise InputError(
             f"no phone column found in {source}; name it with --phone-column NAME "
-            f"(columns: {_list_columns(columns)})"
+            f"(columns: {_list_columns(columns)}){hint}"
         )
     names = ", ".join(f"'{_shown(c)}'" for c in matches)
     raise InputError(

@@ -255,6 +255,7 @@ def write_outputs(
             list_columns=("bp_websites",),
             sheet_name=prep.table.sheet_name,
             other_sheets=prep.table.other_sheets,
+            numeric_cells=prep.table.numeric_cells if prep.table.fmt == "xlsx" else None,
             separator=separator,
             shown_as=output,
         )

@@ -232,3 +232,13 @@ def test_long_column_lists_are_shortened() -> None:
     assert "c19, … (30 columns)" in message
     assert "c20" not in message
     assert "\n" not in message
+
+
+def test_a_title_row_gets_a_hint() -> None:
+    with pytest.raises(InputError) as err:
+        find_phone_column(["Leads export, March", "__UNNAMED__1"], source="leads.xlsx")
+    assert str(err.value) == (
+        "no phone column found in leads.xlsx; name it with --phone-column NAME "
+        "(columns: Leads export, March, __UNNAMED__1); is row 1 a title? "
+        "the header must be the first row"
+    )

@@ -231,15 +231,6 @@ def test_the_sample_workbook(emulator, creds, tmp_path: Path) -> None:
     assert '=HYPERLINK("http://example.com")' in companies
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="frames.py reads an XLSX column that mixes numeric and text cells as text "
-    "(fastexcel coerces the whole column), so the numeric phone cells of "
-    "sample_data/contacts.xlsx come back as text cells (same digits); likewise any "
-    "mixed column of any sheet. Fix in frames.py: "
-    "keep each mixed column's per-cell types for an XLSX→XLSX run and write its numeric "
-    "cells back with write_number.",
-)
 def test_mixed_phone_column_keeps_numeric_cells_numeric(emulator, creds, tmp_path: Path) -> None:
     src = tmp_path / "contacts.xlsx"
     shutil.copyfile(SAMPLES / "contacts.xlsx", src)
