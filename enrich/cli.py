@@ -16,6 +16,7 @@ from click.core import ParameterSource
 
 from enrich import errors as E
 from enrich.job import RunConfig, apply_job_file, parse_duration
+from enrich.signing import utc_timestamp
 
 __all__ = ["cli", "main"]
 
@@ -329,7 +330,7 @@ def cache_stats(cache_path: Path | None) -> None:
         stats = ledger.stats()
     for key in ("oldest", "newest"):
         if stats[key] is not None:
-            stats[key] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stats[key]))
+            stats[key] = utc_timestamp(stats[key])
     click.echo(json.dumps(stats, indent=2))
 
 

@@ -15,7 +15,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import aiohttp
 from yarl import URL
@@ -382,22 +382,10 @@ class CamsClient:
         ) as resp:
             declared = resp.content_length
             if declared is not None and declared > MAX_BODY_BYTES:
-                resp.close()
-                raise CallError(
-                    "Client.BadResponse",
-                    f"answer of {declared} bytes refused (limit {MAX_BODY_BYTES})",
-                    http_status=resp.status,
-                    request_id=resp.headers.get("x-acs-request-id"),
-                )
+                _refuse_large(resp, f"answer of {declared} bytes")
             body = await _read_capped(resp.content, MAX_BODY_BYTES + 1)
             if len(body) > MAX_BODY_BYTES:
-                resp.close()
-                raise CallError(
-                    "Client.BadResponse",
-                    f"answer larger than {MAX_BODY_BYTES} bytes refused",
-                    http_status=resp.status,
-                    request_id=resp.headers.get("x-acs-request-id"),
-                )
+                _refuse_large(resp, f"answer larger than {MAX_BODY_BYTES} bytes")
             if declared is not None and len(body) < declared:
                 raise CallError(
                     "Client.Connection",
@@ -405,6 +393,17 @@ class CamsClient:
                     http_status=resp.status,
                 )
             return parse_response(resp.status, body, headers=resp.headers, now=self._clock())
+
+
+def _refuse_large(resp: aiohttp.ClientResponse, what: str) -> NoReturn:
+    """Drop the connection rather than read an oversized answer."""
+    resp.close()
+    raise CallError(
+        "Client.BadResponse",
+        f"{what} refused (limit {MAX_BODY_BYTES})",
+        http_status=resp.status,
+        request_id=resp.headers.get("x-acs-request-id"),
+    )
 
 
 async def _read_capped(stream: aiohttp.StreamReader, limit: int) -> bytes:

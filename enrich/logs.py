@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal, TextIO
 
+from enrich.signing import utc_timestamp
+
 __all__ = ["Log", "mask_phone"]
 
 
@@ -49,7 +51,7 @@ class Log:
             return
         if self.fmt == "json":
             record = {
-                "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._clock())),
+                "ts": utc_timestamp(self._clock()),
                 "level": level,
                 "event": name,
                 "message": message,

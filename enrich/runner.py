@@ -39,7 +39,7 @@ from enrich.limiter import ConcurrencyGate, Throttle
 from enrich.lock import output_lock
 from enrich.logs import Log, mask_phone
 from enrich.retry import RetryPolicy
-from enrich.signing import Credentials, credentials_from_env
+from enrich.signing import Credentials, credentials_from_env, utc_timestamp
 
 __all__ = [
     "DEMO_CUST_SPACE_ID",
@@ -493,10 +493,6 @@ def _signals(stop_cb: Callable[[], None], enabled: bool) -> Iterator[None]:
             loop.remove_signal_handler(sig)
 
 
-def _utc(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
-
-
 def run(cfg: RunConfig, *, seams: Seams | None = None) -> RunResult:
     """Enrich one file end to end; raises ``EnrichError`` subclasses on failure."""
     return asyncio.run(run_async(cfg, seams=seams or Seams()))
@@ -667,8 +663,8 @@ async def run_async(cfg: RunConfig, *, seams: Seams) -> RunResult:
                 "retries": stats.retries,
                 "throttled": stats.throttled,
                 **counts,
-                "started_at": _utc(started_at),
-                "finished_at": _utc(seams.clock()),
+                "started_at": utc_timestamp(started_at),
+                "finished_at": utc_timestamp(seams.clock()),
                 "elapsed_s": round(time.monotonic() - t0, 3),
                 "requests_per_s": (
                     round(stats.api_calls / stats.calling_s, 3) if stats.calling_s > 0 else 0.0
