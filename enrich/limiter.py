@@ -5,10 +5,18 @@ holds a single request, so there is never a burst (a plain ``AsyncLimiter(10, 1)
 lets 19 through in the first second). It paces a few percent under ``--rate``
 because a request may reach the service some milliseconds after it was released.
 
-When the service throttles, the pace drops multiplicatively (at most once per
-window: answers already in flight reflect the old pace), then climbs back
-additively — quickly while well below the rate that was throttled, slowly near it —
-so a run that shares the account with another process settles just under its share.
+When the service throttles, the pace drops multiplicatively, then climbs back
+additively — quickly while well below the rate that was throttled, very slowly near
+it — so a run that shares the account with another process settles just under its
+share and probes above it only rarely. The first throttle (no ceiling known) halves
+the pace: a run that starts at full pace beside another process is far over its
+share, and each further window spent over it costs throttled answers.
+
+A throttle answer to a request released less than a window after the last decrease
+says nothing about the new pace (the service's sliding window still held requests
+sent at the old one), so it does not lower the pace again. Answers are matched to
+releases in order (first released, first answered), which is close enough at any
+steady latency and needs no help from the caller.
 
 ``ConcurrencyGate`` bounds requests in flight to what the pace needs at the
 observed latency (rate × latency × headroom), within a cap.
@@ -18,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,12 +40,13 @@ class AdaptParams:
     """How the pace reacts to throttle answers (tuned with ``bench/``)."""
 
     headroom: float = 0.975  # pace at this share of --rate
-    decrease: float = 0.85  # multiply the pace by this on a throttle answer
+    first_decrease: float = 0.5  # multiply the pace by this on a throttle with no ceiling known
+    decrease: float = 0.85  # … and by this on a later one
     min_share: float = 0.05  # never below this share of --rate
-    window_s: float = 1.0  # one decrease per window at most
+    window_s: float = 1.0  # the service's window: one decrease per window of releases at most
     fast_step: float = 0.10  # share of --rate regained per second, far below the last ceiling
-    slow_step: float = 0.01  # … and near it (within ``near``)
-    near: float = 0.95
+    slow_step: float = 0.001  # … and near it (within ``near``): +1 % of --rate per 10 s
+    near: float = 0.92
     forget_s: float = 60.0  # a throttle this old no longer marks a ceiling
 
 
@@ -60,14 +70,20 @@ class Throttle:
         self._last_decrease = -math.inf
         self._last_increase = -math.inf
         self._ceiling: float | None = None
+        self._released: deque[float] = deque()  # release times of requests not yet answered
         self.throttle_events = 0
 
     def _now(self) -> float:
         return self._clock() if self._clock else asyncio.get_running_loop().time()
 
     async def acquire(self) -> None:
-        """Wait for this request's slot."""
+        """Wait for this request's slot; answer it with one ``on_success``/``on_throttle``."""
         await self._limiter.acquire()
+        self._released.append(self._now())
+
+    def _answered(self, now: float) -> float:
+        """Release time of the request this answer is for (oldest unanswered first)."""
+        return self._released.popleft() if self._released else now
 
     def _set_pace(self, pace: float) -> None:
         # Account the time elapsed so far at the old pace, then change it.
@@ -79,20 +95,25 @@ class Throttle:
     def on_throttle(self) -> None:
         """A throttle answer: slow the whole run down (once per window)."""
         now = self._now()
+        released = self._answered(now)
         p = self.params
-        if now - self._last_decrease < p.window_s:
-            return
+        if released < self._last_decrease + p.window_s:
+            return  # sent under (or right after) the old pace: already acted on
+        if self._ceiling is not None and now - self._last_decrease > p.forget_s:
+            self._ceiling = None
+        factor = p.decrease if self._ceiling is not None else p.first_decrease
         self.throttle_events += 1
         self._ceiling = self.pace
         self._last_decrease = now
         self._last_increase = now
-        self._set_pace(max(self.max_pace * p.min_share, self.pace * p.decrease))
+        self._set_pace(max(self.max_pace * p.min_share, self.pace * factor))
 
     def on_success(self) -> None:
         """An answer that was not a throttle: climb back towards ``--rate``."""
+        now = self._now()
+        self._answered(now)
         if self.pace >= self.max_pace:
             return
-        now = self._now()
         p = self.params
         elapsed = now - self._last_increase
         if elapsed < 0.25:

@@ -63,13 +63,13 @@ async def _adaptive() -> None:
     th = Throttle(10, params=p, clock=clock)
     full = 10 * p.headroom
     assert th.pace == full
-    th.on_throttle()
+    th.on_throttle()  # no ceiling known yet: the first decrease is the deep one
     th.on_throttle()  # same window: no second decrease
-    assert th.pace == full * p.decrease
+    assert th.pace == full * p.first_decrease
     assert th.throttle_events == 1
     clock.t = 1.5
     th.on_throttle()
-    assert th.pace == full * p.decrease**2
+    assert th.pace == full * p.first_decrease * p.decrease
     # recovery: climbs, never above the full pace, and needs time (no jump)
     paces = []
     for _ in range(400):
@@ -95,3 +95,63 @@ def test_gate_sizes_from_latency_and_fixed_overrides() -> None:
     assert small == 3
     assert big >= 30  # 10/s × 2 s × headroom
     assert fixed == 3
+
+
+def test_throttles_for_requests_sent_before_the_decrease_are_not_counted_again() -> None:
+    asyncio.run(_stale())
+
+
+async def _stale() -> None:
+    # at 1 s latency, throttle answers for requests sent at the old pace keep coming
+    # for a whole window after the decrease: they must not lower the pace again
+    clock = FakeClock()
+    p = AdaptParams()
+    th = Throttle(1000, params=p, clock=clock)
+    for _ in range(6):  # six requests sent at t = 0
+        await th.acquire()
+    clock.t = 1.0
+    th.on_throttle()  # the first answer, a throttle: decrease
+    first = th.pace
+    clock.t = 1.2
+    await th.acquire()  # sent at 1.2, after the decrease but inside its window
+    clock.t = 2.1
+    for _ in range(5):  # the other five sent at t = 0, answered late
+        th.on_throttle()
+    th.on_throttle()  # the one sent at 1.2: still the old pace's window
+    assert th.pace == first
+    assert th.throttle_events == 1
+    clock.t = 2.3
+    await th.acquire()  # sent a full window after the decrease
+    clock.t = 3.3
+    th.on_throttle()  # a throttle at the new pace: decrease again
+    assert th.pace == first * p.decrease
+    assert th.throttle_events == 2
+
+
+def test_climb_is_fast_far_below_the_ceiling_and_slow_near_it() -> None:
+    asyncio.run(_climb())
+
+
+async def _climb() -> None:
+    clock = FakeClock()
+    p = AdaptParams()
+    th = Throttle(10, params=p, clock=clock)
+    full = 10 * p.headroom
+    clock.t = 10.0
+    th.on_throttle()  # ceiling: the full pace
+    clock.t = 20.0
+    th.on_throttle()
+    ceiling = full * p.first_decrease
+    assert th.pace == ceiling * p.decrease
+    for _ in range(8):  # two seconds
+        clock.t += 0.25
+        th.on_success()
+    # back to the edge of the slow zone, and no further than the slow step allows
+    edge = ceiling * p.near
+    assert edge <= th.pace <= edge + p.slow_step * full * 2
+    for _ in range(40):  # ten more seconds
+        clock.t += 0.25
+        th.on_success()
+    slow_gain = th.pace - edge
+    assert 0 < slow_gain <= p.slow_step * full * 12 + 1e-9
+    assert th.pace < ceiling
