@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import polars as pl
+
 from enrich.client import Answer, Profile
 from enrich.errors import OutputError
 
-__all__ = ["CachedAnswer", "Ledger", "default_cache_path"]
+__all__ = ["RESULT_SCHEMA", "KeyOutcome", "Ledger", "default_cache_path"]
 
 Key = tuple[str, str]
 Status = Literal["ok", "no_profile", "error"]
@@ -50,17 +52,31 @@ def default_cache_path() -> Path:
     return Path(platformdirs.user_cache_dir("cams-enrich", appauthor=False)) / "ledger.sqlite3"
 
 
-@dataclass(frozen=True, slots=True)
-class CachedAnswer:
-    """A recorded outcome for one key."""
+RESULT_SCHEMA: dict[str, pl.DataType] = {
+    "cust": pl.String(),
+    "number": pl.String(),
+    "r_status": pl.String(),
+    "payload": pl.String(),
+    "bp_request_id": pl.String(),
+    "r_fetched": pl.Float64(),
+    "r_code": pl.String(),
+    "r_message": pl.String(),
+    "r_http": pl.Int64(),
+}
 
-    status: Status
-    profile: Profile | None
-    request_id: str | None
-    fetched_at: float
+
+@dataclass(frozen=True, slots=True)
+class KeyOutcome:
+    """How one (CustSpaceId, number) key ended: what the ledger keeps and the report shows."""
+
+    status: Literal["ok", "no_profile", "error"]
+    profile: Profile | None = None
+    request_id: str | None = None
+    fetched_at: float | None = None
     error_code: str | None = None
     error_message: str | None = None
     http_status: int | None = None
+    attempts: int = 0  # 0 for an answer taken from the ledger
 
 
 class Ledger:
@@ -98,24 +114,38 @@ class Ledger:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def lookup(self, keys: Iterable[Key], *, not_before: float) -> dict[Key, CachedAnswer]:
-        """Recorded answers for ``keys`` fetched at or after ``not_before`` (POSIX time)."""
-        by_space: dict[str, list[str]] = {}
-        for space, phone in keys:
-            by_space.setdefault(space, []).append(phone)
-        found: dict[Key, CachedAnswer] = {}
-        for space, phones in by_space.items():
-            for chunk in _chunks(phones, 500):
-                marks = ",".join("?" * len(chunk))
-                rows = self._db.execute(
-                    "SELECT phone, status, payload, request_id, fetched_at, error_code,"
-                    " error_message, http_status FROM answers"
-                    f" WHERE cust_space_id = ? AND phone IN ({marks}) AND fetched_at >= ?",
-                    (space, *chunk, not_before),
-                ).fetchall()
-                for row in rows:
-                    found[(space, row[0])] = _row_to_answer(row[1:])
-        return found
+    def lookup_frame(self, keys: Iterable[Key], *, not_before: float) -> pl.DataFrame:
+        """Recorded outcomes for ``keys`` fetched at or after ``not_before``, as a frame.
+
+        Columns ``RESULT_SCHEMA``; the profile stays JSON text (``payload``) so a
+        million-row run never builds a Python object per answer.
+        """
+        db = self._db
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (cust_space_id TEXT, phone TEXT)")
+        db.execute("DELETE FROM wanted")
+        db.executemany("INSERT INTO wanted VALUES (?, ?)", keys)
+        rows = db.execute(
+            "SELECT a.cust_space_id, a.phone, a.status, a.payload, a.request_id, a.fetched_at,"
+            " a.error_code, a.error_message, a.http_status"
+            " FROM wanted w JOIN answers a"
+            " ON a.cust_space_id = w.cust_space_id AND a.phone = w.phone"
+            " WHERE a.fetched_at >= ?",
+            (not_before,),
+        ).fetchall()
+        db.execute("DELETE FROM wanted")
+        return pl.DataFrame(rows, schema=RESULT_SCHEMA, orient="row")
+
+    def lookup(self, keys: Iterable[Key], *, not_before: float) -> dict[Key, KeyOutcome]:
+        """``lookup_frame`` as ``KeyOutcome`` objects, by key."""
+        frame = self.lookup_frame(keys, not_before=not_before)
+        return {
+            (space, phone): KeyOutcome(
+                status,
+                Profile.from_json(json.loads(payload)) if payload else None,
+                *rest,
+            )
+            for space, phone, status, payload, *rest in frame.iter_rows()
+        }
 
     def put_answer(self, key: Key, answer: Answer) -> None:
         """Record a successful answer (ok or no_profile), committed at once."""
@@ -173,14 +203,3 @@ class Ledger:
         cur = self._db.execute("DELETE FROM answers")
         self._db.execute("VACUUM")
         return cur.rowcount
-
-
-def _row_to_answer(row: tuple[Any, ...]) -> CachedAnswer:
-    status, payload, request_id, fetched_at, code, message, http_status = row
-    profile = Profile.from_json(json.loads(payload)) if payload else None
-    return CachedAnswer(status, profile, request_id, fetched_at, code, message, http_status)
-
-
-def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]

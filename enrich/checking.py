@@ -41,7 +41,7 @@ def check(cfg: RunConfig, *, now: float | None = None, examples: int = 5) -> dic
         fresh = None
     elif cache_path is not None and cache_path.exists():
         with Ledger(cache_path) as ledger:
-            fresh = len(ledger.lookup(prep.keys, not_before=when - cfg.max_age_s))
+            fresh = ledger.lookup_frame(prep.keys, not_before=when - cfg.max_age_s).height
     bad = prep.rows.filter(pl.col("err").is_not_null())
     valid_rows = prep.n_rows - bad.height
     calls = len(prep.keys) - (fresh or 0)

@@ -76,13 +76,13 @@ class Profile:
     def from_json(cls, data: Mapping[str, Any]) -> Profile:
         """Inverse of ``to_json``."""
         return cls(
-            about=data.get("about"),
-            address=data.get("address"),
-            description=data.get("description"),
-            vertical=data.get("vertical"),
-            email=data.get("email"),
-            profile_picture_url=data.get("profile_picture_url"),
-            websites=tuple(data.get("websites") or ()),
+            data.get("about"),
+            data.get("address"),
+            data.get("description"),
+            data.get("vertical"),
+            data.get("email"),
+            data.get("profile_picture_url"),
+            tuple(data.get("websites") or ()),
         )
 
 

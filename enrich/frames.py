@@ -13,6 +13,7 @@ cell is ever written as a formula. Input columns are never altered.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import csv
 import io
@@ -312,8 +313,51 @@ class _CsvScan:
     leading_blank_lines: int
 
 
+def _uniform_scan(text: str, sep: str) -> _CsvScan | None:
+    """The common case at C speed: every record as wide as the header, no blank line.
+
+    ``None`` for anything else (the caller then walks record by record, to say
+    which line is wrong).
+    """
+    if '"' not in text and text.count("\r") == text.count("\r\n"):
+        return _unquoted_scan(text, sep)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, strict=True)
+    try:
+        header = next(reader, None)
+        if not header:
+            return None
+        widths = collections.Counter(map(len, reader))
+    except csv.Error:
+        return None
+    if set(widths) - {len(header)}:
+        return None
+    return _CsvScan(
+        header=header, rows=widths.get(len(header), 0), blank_rows=[], leading_blank_lines=0
+    )
+
+
+def _unquoted_scan(text: str, sep: str) -> _CsvScan | None:
+    """No quote and no bare CR: a record is a line and its fields are its separators + 1."""
+    lines = text.split("\n")
+    if lines and lines[-1] in ("", "\r"):
+        lines.pop()  # the final newline ends the last record
+    if not lines or lines[0] in ("", "\r"):
+        return None
+    header = lines[0].removesuffix("\r").split(sep)
+    seps = pl.Series(lines[1:], dtype=pl.String).str.count_matches(sep, literal=True)
+    if len(seps) and (seps.min() != len(header) - 1 or seps.max() != len(header) - 1):
+        return None  # a blank or ragged line: the record-by-record walk says which
+    if len(header) == 1 and any(line in ("", "\r") for line in lines[1:]):
+        return None
+    return _CsvScan(header=header, rows=len(lines) - 1, blank_rows=[], leading_blank_lines=0)
+
+
 def _scan_csv(path: Path, text: str, sep: str) -> _CsvScan:
     """Check every record with the stdlib reader: field counts, quotes, header."""
+    uniform = _uniform_scan(text, sep)
+    if uniform is not None:
+        _check_header(path, uniform.header)
+        return uniform
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, strict=True)
     header: list[str] | None = None
     rows = 0
@@ -641,9 +685,11 @@ def neutralize(text: str) -> str:
     return "'" + text if text.startswith(DANGEROUS_PREFIXES) else text
 
 
+_DANGEROUS_RE: Final = "^[" + re.escape("".join(DANGEROUS_PREFIXES)) + "]"
+
+
 def _neutralize_expr(col: pl.Expr) -> pl.Expr:
-    dangerous = pl.any_horizontal([col.str.starts_with(p) for p in DANGEROUS_PREFIXES])
-    return pl.when(dangerous).then(pl.concat_str([pl.lit("'"), col])).otherwise(col)
+    return pl.when(col.str.contains(_DANGEROUS_RE)).then(pl.lit("'") + col).otherwise(col)
 
 
 def _for_spreadsheet(
@@ -652,24 +698,27 @@ def _for_spreadsheet(
     """Flatten lists and neutralise API text; input columns keep their values."""
     lists = set(list_columns)
     api = set(api_text_columns) | lists
-    exprs: list[pl.Expr] = []
+    flat: list[pl.Expr] = []
     for name, dtype in df.schema.items():
         col = pl.col(name)
         if name in lists and isinstance(dtype, pl.List | pl.Array):
             if isinstance(dtype, pl.Array):
                 col = col.arr.to_list()
             joined = col.list.eval(pl.element().cast(pl.String)).list.join(" ")
-            text = pl.when(joined != "").then(joined)  # no items: an empty cell
-            exprs.append(_neutralize_expr(text).alias(name))
-        elif name in api and dtype == pl.String:
-            exprs.append(_neutralize_expr(col).alias(name))
+            flat.append(pl.when(joined != "").then(joined).alias(name))  # no items: empty cell
         elif dtype.is_nested():
-            exprs.append(_nested_to_json(col, name))
+            flat.append(_nested_to_json(col, name))
         elif dtype == pl.Binary:
-            exprs.append(col.bin.encode("hex").alias(name))
+            flat.append(col.bin.encode("hex").alias(name))
         else:
-            exprs.append(col)
-    return df.select(exprs)
+            flat.append(col)
+    # Two steps, so each flattened column is computed once, not once per check.
+    out = df.select(flat)
+    return out.with_columns(
+        _neutralize_expr(pl.col(name)).alias(name)
+        for name, dtype in out.schema.items()
+        if name in api and dtype == pl.String
+    )
 
 
 def write_table(

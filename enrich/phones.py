@@ -161,11 +161,15 @@ def _parse(text: str, region: str | None) -> PhoneNumber | None:
         return None
 
 
-def _result(number: PhoneNumber | None) -> Normalized:
+def _result(number: PhoneNumber | None, read_as: str | None = None) -> Normalized:
+    """``read_as``: the digits that were parsed after a ``+``, when known."""
     if number is None or not _usable(number):
         return _INVALID_PHONE
     national = phonenumbers.national_significant_number(number)
     digits = f"{number.country_code}{national}"
+    if digits == read_as:
+        # "+" + digits is what was just parsed: reading it again gives the same.
+        return Normalized(digits, None)
     # phonenumbers strips a trunk prefix written after the country code
     # ("+44 (0)20 ..."). If the rest still starts with one, reading the result
     # again would strip more: such a number is no real one, and a result must
@@ -214,7 +218,7 @@ def normalize_phone(raw: str | None, *, default_region: str | None = None) -> No
         text = text[4:].strip()
     compact = text.translate(_SEPARATORS)
     if compact.startswith(("+", "\uff0b")):
-        return _result(_parse(text, None))
+        return _result(_parse(text, None), compact[1:])
     if compact.startswith("00"):
         # Drop the two zeros (wherever separators put them) and read as "+...".
         zeros = 0
@@ -234,7 +238,7 @@ def normalize_phone(raw: str | None, *, default_region: str | None = None) -> No
         if national is not None and _usable(national):
             return _result(national)
         return _result(international)
-    return _result(_parse("+" + text, None))
+    return _result(_parse("+" + text, None), compact)
 
 
 def validate_region(code: str) -> str:

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from enrich import frames
+from enrich.cache import RESULT_SCHEMA, KeyOutcome
 from enrich.errors import InputError, OutputError
 
 if TYPE_CHECKING:
-    from enrich.runner import Key, KeyOutcome, Prepared
+    from enrich.runner import Key, Prepared
 
 __all__ = [
     "API_TEXT_COLUMNS",
@@ -31,6 +32,7 @@ __all__ = [
     "enriched_frame",
     "error_frame",
     "refuse_enriched_input",
+    "results_frame",
     "row_counts",
     "write_outputs",
 ]
@@ -88,41 +90,49 @@ _LOCAL_MESSAGES = {
 _S = pl.String
 
 
-def _results(outcomes: Mapping[Key, KeyOutcome]) -> pl.DataFrame:
-    cols: dict[str, list[Any]] = {
-        name: []
-        for name in (
-            "cust",
-            "number",
-            "r_status",
-            *(c for c, _ in _PROFILE_ATTRS),
-            "bp_websites",
-            "r_fetched",
-            "bp_request_id",
-            "r_code",
-            "r_message",
-            "r_http",
-            "r_attempts",
-        )
+_PROFILE_STRUCT = pl.Struct(
+    {
+        **{attr: pl.String() for _, attr in _PROFILE_ATTRS},
+        "websites": pl.List(pl.String()),
     }
-    for (space, number), o in outcomes.items():
-        cols["cust"].append(space)
-        cols["number"].append(number)
-        cols["r_status"].append(o.status)
-        for col, attr in _PROFILE_ATTRS:
-            cols[col].append(getattr(o.profile, attr) if o.profile is not None else None)
-        cols["bp_websites"].append(list(o.profile.websites) if o.profile is not None else [])
-        cols["r_fetched"].append(o.fetched_at)
-        cols["bp_request_id"].append(o.request_id)
-        cols["r_code"].append(o.error_code)
-        cols["r_message"].append(o.error_message)
-        cols["r_http"].append(o.http_status)
-        cols["r_attempts"].append(o.attempts)
-    schema: dict[str, Any] = {k: _S for k in cols}
-    schema.update(
-        bp_websites=pl.List(_S), r_fetched=pl.Float64, r_http=pl.Int64, r_attempts=pl.Int64
+)
+
+
+def results_frame(cached: pl.DataFrame, fresh: Mapping[Key, KeyOutcome]) -> pl.DataFrame:
+    """One row per answered key: the ledger's frame plus this run's outcomes.
+
+    The profiles stay JSON text until here, then are decoded by polars in one go.
+    """
+    rows = [
+        (
+            space,
+            number,
+            o.status,
+            json.dumps(o.profile.to_json()) if o.profile is not None else None,
+            o.request_id,
+            o.fetched_at,
+            o.error_code,
+            o.error_message,
+            o.http_status,
+        )
+        for (space, number), o in fresh.items()
+    ]
+    attempts = [0] * cached.height + [o.attempts for o in fresh.values()]
+    both = pl.concat([cached, pl.DataFrame(rows, schema=RESULT_SCHEMA, orient="row")])
+    profile = pl.col("payload").str.json_decode(_PROFILE_STRUCT)
+    return both.select(
+        "cust",
+        "number",
+        "r_status",
+        *(profile.struct.field(attr).alias(col) for col, attr in _PROFILE_ATTRS),
+        profile.struct.field("websites").fill_null(pl.lit([], pl.List(_S))).alias("bp_websites"),
+        "r_fetched",
+        "bp_request_id",
+        "r_code",
+        "r_message",
+        "r_http",
+        pl.Series("r_attempts", attempts, dtype=pl.Int64),
     )
-    return pl.DataFrame(cols, schema=schema)
 
 
 def refuse_enriched_input(columns: Sequence[str]) -> None:
@@ -135,12 +145,13 @@ def refuse_enriched_input(columns: Sequence[str]) -> None:
         )
 
 
-def enriched_frame(prep: Prepared, outcomes: Mapping[Key, KeyOutcome]) -> pl.DataFrame:
-    """Input rows + the bp_* columns (plus private ``_``-prefixed report columns)."""
+def enriched_frame(prep: Prepared, results: pl.DataFrame) -> pl.DataFrame:
+    """Input rows + the bp_* columns (plus private ``_``-prefixed report columns).
+
+    ``results``: ``results_frame`` — one row per answered key.
+    """
     refuse_enriched_input(prep.table.df.columns)
-    joined = prep.rows.join(
-        _results(outcomes), on=["cust", "number"], how="left", maintain_order="left"
-    )
+    joined = prep.rows.join(results, on=["cust", "number"], how="left", maintain_order="left")
     local = pl.col("err")
     status = (
         pl.when(local.is_in(["Client.MissingPhone", "Client.InvalidPhone"]))

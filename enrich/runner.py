@@ -18,12 +18,12 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import polars as pl
 
 from enrich import frames, phones, report
-from enrich.cache import CachedAnswer, Ledger, default_cache_path
+from enrich.cache import KeyOutcome, Ledger, default_cache_path
 from enrich.client import Answer, CamsClient, endpoint_for_region, validate_endpoint
 from enrich.errors import (
     EXIT_ERROR_RATE,
@@ -67,20 +67,6 @@ _FIX_HINTS = {
     "InvalidTimeStamp.Expired": "fix this machine's clock (it is more than 15 minutes off)",
     "Unknown.ResourceOwnerId": "check --cust-space-id: it does not belong to this account",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class KeyOutcome:
-    """How one (CustSpaceId, number) key ended."""
-
-    status: Literal["ok", "no_profile", "error"]
-    profile: Any = None
-    request_id: str | None = None
-    fetched_at: float | None = None
-    error_code: str | None = None
-    error_message: str | None = None
-    http_status: int | None = None
-    attempts: int = 0
 
 
 @dataclass
@@ -633,8 +619,9 @@ async def run_async(cfg: RunConfig, *, seams: Seams) -> RunResult:
                 prep = limit_to_first_keys(prep, cfg.limit)
             _warn_about_input(log, cfg, prep)
             with Ledger(cache_path_for(cfg)) as ledger:
-                cached = ledger.lookup(prep.keys, not_before=seams.clock() - cfg.max_age_s)
-                todo = [k for k in prep.keys if k not in cached]
+                cached = ledger.lookup_frame(prep.keys, not_before=seams.clock() - cfg.max_age_s)
+                known = set(zip(cached["cust"].to_list(), cached["number"].to_list(), strict=True))
+                todo = [k for k in prep.keys if k not in known]
                 outcomes, stats = await _call_todo(
                     cfg,
                     seams,
@@ -643,10 +630,10 @@ async def run_async(cfg: RunConfig, *, seams: Seams) -> RunResult:
                     todo=todo,
                     endpoint=endpoint,
                     credentials=credentials,
-                    already_done=len(cached),
+                    already_done=cached.height,
                     total_keys=len(prep.keys),
                 )
-            frame = report.enriched_frame(prep, _merge(cached, outcomes))
+            frame = report.enriched_frame(prep, report.results_frame(cached, outcomes))
             counts = report.row_counts(frame)
             exit_code = EXIT_OK
             if prep.n_rows and counts["error_rows"] / prep.n_rows > cfg.max_error_rate:
@@ -658,7 +645,7 @@ async def run_async(cfg: RunConfig, *, seams: Seams) -> RunResult:
                 "rows": prep.n_rows,
                 "unique_numbers": len(prep.keys),
                 "invalid": prep.invalid,
-                "cache_hits": len(cached),
+                "cache_hits": cached.height,
                 "api_calls": stats.api_calls,
                 "retries": stats.retries,
                 "throttled": stats.throttled,
@@ -685,7 +672,7 @@ async def run_async(cfg: RunConfig, *, seams: Seams) -> RunResult:
                 "end",
                 f"done: {counts['ok']} ok, {counts['no_profile']} without profile, "
                 f"{prep.invalid} invalid, {counts['error_rows'] - prep.invalid} errors; "
-                f"{stats.api_calls} calls, {len(cached)} from cache → {output}",
+                f"{stats.api_calls} calls, {cached.height} from cache → {output}",
                 **summary,
             )
             if exit_code == EXIT_ERROR_RATE:
@@ -708,23 +695,6 @@ def cache_path_for(cfg: RunConfig) -> Path | None:
         return cfg.cache
     default = default_cache_path()
     return default.with_name("ledger-mock.sqlite3") if cfg.mock else default
-
-
-def _merge(cached: dict[Key, CachedAnswer], fresh: dict[Key, KeyOutcome]) -> dict[Key, KeyOutcome]:
-    out: dict[Key, KeyOutcome] = {}
-    for key, c in cached.items():
-        out[key] = KeyOutcome(
-            c.status,
-            profile=c.profile,
-            request_id=c.request_id,
-            fetched_at=c.fetched_at,
-            error_code=c.error_code,
-            error_message=c.error_message,
-            http_status=c.http_status,
-            attempts=0,
-        )
-    out.update(fresh)
-    return out
 
 
 async def _ticker(log: Log, progress: Progress, every_s: float = 30.0) -> None:
