@@ -145,12 +145,21 @@ def refuse_enriched_input(columns: Sequence[str]) -> None:
         )
 
 
-def enriched_frame(prep: Prepared, results: pl.DataFrame) -> pl.DataFrame:
+def enriched_frame(
+    prep: Prepared, results: pl.DataFrame, *, join_websites: bool = False
+) -> pl.DataFrame:
     """Input rows + the bp_* columns (plus private ``_``-prefixed report columns).
 
-    ``results``: ``results_frame`` — one row per answered key.
+    ``results``: ``results_frame`` — one row per answered key. ``join_websites``
+    (for CSV and XLSX): ``bp_websites`` as its URLs joined by a space, done once
+    per key rather than once per row.
     """
     refuse_enriched_input(prep.table.df.columns)
+    if join_websites:
+        sites = pl.col("bp_websites")
+        results = results.with_columns(
+            pl.when(sites.list.len() > 0).then(sites.list.join(" ")).alias("bp_websites")
+        )
     joined = prep.rows.join(results, on=["cust", "number"], how="left", maintain_order="left")
     local = pl.col("err")
     status = (
@@ -187,7 +196,7 @@ def enriched_frame(prep: Prepared, results: pl.DataFrame) -> pl.DataFrame:
         *(pl.col(c) for c, _ in _PROFILE_ATTRS),
         pl.when(status.is_in(["ok", "no_profile"]))
         .then(pl.col("bp_websites"))
-        .otherwise(pl.lit(None, dtype=pl.List(_S)))
+        .otherwise(pl.lit(None, dtype=joined.schema["bp_websites"]))
         .alias("bp_websites"),
         fetched.alias("bp_fetched_at"),
         pl.col("bp_request_id"),

@@ -633,7 +633,9 @@ async def run_async(cfg: RunConfig, *, seams: Seams) -> RunResult:
                     already_done=cached.height,
                     total_keys=len(prep.keys),
                 )
-            frame = report.enriched_frame(prep, report.results_frame(cached, outcomes))
+            frame = report.enriched_frame(
+                prep, report.results_frame(cached, outcomes), join_websites=out_fmt != "parquet"
+            )
             counts = report.row_counts(frame)
             exit_code = EXIT_OK
             if prep.n_rows and counts["error_rows"] / prep.n_rows > cfg.max_error_rate:
