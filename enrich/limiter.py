@@ -143,7 +143,7 @@ class ConcurrencyGate:
         cap: int = 512,
         floor: int = 2,
         headroom: float = 1.5,
-        initial_latency_s: float = 0.5,
+        initial_latency_s: float = 1.0,
     ) -> None:
         self._pace = pace
         self._fixed = fixed
