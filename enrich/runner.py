@@ -56,6 +56,7 @@ __all__ = [
 
 Key = tuple[str, str]
 DEMO_CUST_SPACE_ID = "demo-space"
+_PHONE_ERRORS = ("Client.MissingPhone", "Client.InvalidPhone")
 _FIX_HINTS = {
     "Product.Unsubscript": "subscribe the account to ChatApp Message Service (CAMS)",
     "Ram.PermissionDeny": "grant the RAM user the cams:QueryPhoneBusinessProfile permission",
@@ -82,6 +83,15 @@ class Progress:
     retries: int = 0
     throttled: int = 0
     started: float = field(default_factory=time.monotonic)
+    first_call: float | None = None  # loop time of the first request
+    last_answer: float | None = None  # … and of the last answer
+
+    @property
+    def calling_s(self) -> float:
+        """Time from the first request to the last answer."""
+        if self.first_call is None or self.last_answer is None:
+            return 0.0
+        return max(0.0, self.last_answer - self.first_call)
 
     @property
     def rate(self) -> float:
@@ -120,13 +130,21 @@ class Prepared:
     phone_column: str
     rows: pl.DataFrame  # row, raw, cust, number, err — one per input row, in order
     keys: list[Key]  # distinct valid keys in first-appearance order
-    invalid: int
-    missing_space: int
 
     @property
     def n_rows(self) -> int:
         """Input data rows."""
         return self.rows.height
+
+    @property
+    def invalid(self) -> int:
+        """Rows with a missing or invalid number."""
+        return self.rows.filter(pl.col("err").is_in(_PHONE_ERRORS)).height
+
+    @property
+    def missing_space(self) -> int:
+        """Rows with an empty CustSpaceId cell."""
+        return self.rows.filter(pl.col("err") == "Client.MissingCustSpaceId").height
 
 
 def _cust_series(cfg: RunConfig, df: pl.DataFrame, n: int) -> pl.Series:
@@ -144,11 +162,7 @@ def _cust_series(cfg: RunConfig, df: pl.DataFrame, n: int) -> pl.Series:
             "no CustSpaceId: pass --cust-space-id ID (or set CAMS_CUST_SPACE_ID), "
             "or --cust-space-column NAME"
         )
-    return (
-        pl.Series("cust", [space], dtype=pl.String).extend_constant(space, n - 1)
-        if n
-        else (pl.Series("cust", [], dtype=pl.String))
-    )
+    return pl.repeat(space, n, dtype=pl.String, eager=True)
 
 
 def prepare(cfg: RunConfig) -> Prepared:
@@ -192,11 +206,7 @@ def prepare(cfg: RunConfig) -> Prepared:
     valid = rows.filter(pl.col("err").is_null()).select("cust", "number")
     uniq = valid.unique(maintain_order=True)
     keys: list[Key] = list(zip(uniq["cust"].to_list(), uniq["number"].to_list(), strict=True))
-    invalid = rows.filter(
-        pl.col("err").is_in(["Client.MissingPhone", "Client.InvalidPhone"])
-    ).height
-    missing_space = rows.filter(pl.col("err") == "Client.MissingCustSpaceId").height
-    return Prepared(table, column, rows, keys, invalid, missing_space)
+    return Prepared(table, column, rows, keys)
 
 
 def limit_to_first_keys(prep: Prepared, n: int) -> Prepared:
@@ -214,33 +224,7 @@ def limit_to_first_keys(prep: Prepared, n: int) -> Prepared:
                 break
     rows = prep.rows.head(last_row)
     table = replace(prep.table, df=prep.table.df.head(last_row))
-    invalid = rows.filter(
-        pl.col("err").is_in(["Client.MissingPhone", "Client.InvalidPhone"])
-    ).height
-    missing = rows.filter(pl.col("err") == "Client.MissingCustSpaceId").height
-    return Prepared(table, prep.phone_column, rows, prep.keys[:n], invalid, missing)
-
-
-@dataclass
-class FetchStats:
-    """Counters of the fan-out."""
-
-    api_calls: int = 0
-    retries: int = 0
-    throttled: int = 0
-    first_call: float | None = None
-    last_answer: float | None = None
-
-    @property
-    def calling_s(self) -> float:
-        """Time from the first request to the last answer."""
-        if self.first_call is None or self.last_answer is None:
-            return 0.0
-        return max(0.0, self.last_answer - self.first_call)
-
-
-class _Abort(Exception):
-    pass
+    return Prepared(table, prep.phone_column, rows, prep.keys[:n])
 
 
 async def fetch_all(
@@ -260,15 +244,15 @@ async def fetch_all(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     clock: Callable[[], float] = time.time,
     on_progress: Callable[[Progress], None] | None = None,
-) -> tuple[dict[Key, KeyOutcome], FetchStats, CallError | None]:
+) -> tuple[dict[Key, KeyOutcome], CallError | None]:
     """Call every key until it succeeds, fails finally, or the run stops.
 
-    Returns (outcomes, stats, fatal error or None). Keys left unanswered because of
-    ``stop`` or a fatal error are absent from the outcomes.
+    Returns (outcomes, fatal error or None); ``progress`` holds the counters.
+    Keys left unanswered because of ``stop`` or a fatal error are absent from the
+    outcomes.
     """
     loop = asyncio.get_running_loop()
     outcomes: dict[Key, KeyOutcome] = {}
-    stats = FetchStats()
     queue = iter(keys)
     dead_spaces: dict[str, CallError] = {}
     fatal: list[CallError] = []
@@ -322,13 +306,11 @@ async def fetch_all(
                     return
                 attempts += 1
                 progress.api_calls += 1
-                stats.api_calls += 1
                 if attempts > 1:
-                    stats.retries += 1
                     progress.retries += 1
                 started = loop.time()
-                if stats.first_call is None:
-                    stats.first_call = started
+                if progress.first_call is None:
+                    progress.first_call = started
                 answer: Answer | None = None
                 failure: CallError | None = None
                 try:
@@ -336,7 +318,7 @@ async def fetch_all(
                 except CallError as exc:
                     failure = exc
                 ended = loop.time()
-                stats.last_answer = ended
+                progress.last_answer = ended
                 gate.observe(ended - started)
             finally:
                 await gate.release()
@@ -358,7 +340,6 @@ async def fetch_all(
             err = failure
             decision, is_throttle = policy.decide(err, attempts)
             if is_throttle:
-                stats.throttled += 1
                 progress.throttled += 1
                 throttle.on_throttle()
             else:
@@ -431,7 +412,7 @@ async def fetch_all(
             t.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await all_done
-    return outcomes, stats, (fatal[0] if fatal else None)
+    return outcomes, (fatal[0] if fatal else None)
 
 
 def classify_is_api_error(err: CallError) -> bool:
@@ -538,10 +519,10 @@ async def _call_todo(
     credentials: Credentials,
     already_done: int,
     total_keys: int,
-) -> tuple[dict[Key, KeyOutcome], FetchStats]:
+) -> tuple[dict[Key, KeyOutcome], Progress]:
     """Fan out over ``todo``; FatalApiError or Interrupted when the run cannot finish."""
     if not todo:
-        return {}, FetchStats()
+        return {}, Progress(total=0)
     progress = Progress(total=len(todo))
     stop = asyncio.Event()
     signalled: list[bool] = []
@@ -566,7 +547,7 @@ async def _call_todo(
     ticker = asyncio.ensure_future(_ticker(log, progress, seams.progress_every_s))
     try:
         with _signals(on_signal, seams.install_signal_handlers):
-            outcomes, stats, fatal = await fetch_all(
+            outcomes, fatal = await fetch_all(
                 todo,
                 client=client,
                 throttle=throttle,
@@ -600,7 +581,7 @@ async def _call_todo(
             f"interrupted: {done} of {total_keys} numbers done and kept in "
             "the cache; run the same command again to resume"
         )
-    return outcomes, stats
+    return outcomes, progress
 
 
 async def run_async(cfg: RunConfig, *, seams: Seams) -> RunResult:
