@@ -52,16 +52,9 @@ BP_COLUMNS = (
     "bp_error_code",
 )
 #: Text that came from the API: neutralised against formulas in CSV and XLSX.
-API_TEXT_COLUMNS = (
-    "bp_about",
-    "bp_address",
-    "bp_description",
-    "bp_vertical",
-    "bp_email",
-    "bp_profile_picture_url",
-    "bp_websites",
-    "bp_request_id",
-    "bp_error_code",
+#: (bp_status, bp_phone and bp_fetched_at are ours, never the API's text.)
+API_TEXT_COLUMNS = tuple(
+    c for c in BP_COLUMNS if c not in ("bp_status", "bp_phone", "bp_fetched_at")
 )
 ERROR_COLUMNS = (
     "row",
