@@ -8,6 +8,9 @@ process per scenario (so no client shares a GIL with the busy emulator):
   ``aiolimiter.AsyncLimiter(10, 1)`` — the script a user would write instead;
 - ``enrich``:    ``python -m enrich run … --rate 10 --no-cache``.
 
+``--clients`` takes a comma-separated subset of them for the limit and share
+scenarios (e.g. ``--clients enrich``); the default is all three.
+
 Scenarios (``--only`` takes a comma-separated subset):
 
 - ``limit150`` / ``limit1000``: N distinct numbers at the real 10/s limit with
@@ -26,6 +29,7 @@ the emulator's arrival log (all processes on the key). Prints Markdown tables.
     .venv/bin/python bench/run.py                 # everything, ~9-10 minutes
     .venv/bin/python bench/run.py --quick         # fewer numbers, ~3 minutes
     .venv/bin/python bench/run.py --only share150,ceiling
+    .venv/bin/python bench/run.py --only share150,share1000 --clients enrich
 """
 
 from __future__ import annotations
@@ -135,10 +139,12 @@ def _pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f} %" if whole else "-"
 
 
-def scenario_limit(latency_ms: int, n: int, seq_cap: int, tmp: Path) -> str:
+def scenario_limit(
+    latency_ms: int, n: int, seq_cap: int, tmp: Path, clients: tuple[str, ...] = CLIENTS
+) -> str:
     rows = []
     with Emulator(latency_ms=latency_ms, rate_limit=10) as emu:
-        for client in CLIENTS:
+        for client in clients:
             count = min(n, seq_cap) if client == "sdk-seq" and latency_ms >= 1000 else n
             print(f"  {client} over {count} numbers ...", file=sys.stderr, flush=True)
             r = _run_client(client, emu, numbers(count), tmp, f"limit{latency_ms}")
@@ -172,7 +178,9 @@ def scenario_limit(latency_ms: int, n: int, seq_cap: int, tmp: Path) -> str:
     )
 
 
-def scenario_share(latency_ms: int, n: int, seq_cap: int, tmp: Path) -> str:
+def scenario_share(
+    latency_ms: int, n: int, seq_cap: int, tmp: Path, clients: tuple[str, ...] = CLIENTS
+) -> str:
     rows = []
     with Emulator(latency_ms=latency_ms, rate_limit=10) as emu:
         competitor = subprocess.Popen(
@@ -193,7 +201,7 @@ def scenario_share(latency_ms: int, n: int, seq_cap: int, tmp: Path) -> str:
         )
         try:
             time.sleep(2.0)  # the competitor at its steady 5/s before the client starts
-            for client in CLIENTS:
+            for client in clients:
                 count = min(n, seq_cap) if client == "sdk-seq" and latency_ms >= 1000 else n
                 print(f"  {client} over {count} numbers ...", file=sys.stderr, flush=True)
                 r = _run_client(client, emu, numbers(count), tmp, f"share{latency_ms}")
@@ -317,11 +325,21 @@ def main() -> int:
     parser.add_argument("--numbers", type=int, default=None, help="numbers per run [300]")
     parser.add_argument("--seq-cap-1s", type=int, default=None, help="sdk-seq numbers at 1 s [60]")
     parser.add_argument("--ceiling-numbers", type=int, default=None, help="[20000]")
+    parser.add_argument(
+        "--clients",
+        default=",".join(CLIENTS),
+        help=f"subset of {CLIENTS} for the limit/share scenarios (in this order)",
+    )
     args = parser.parse_args()
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = [s for s in only if s not in SCENARIOS]
     if unknown:
         parser.error(f"unknown scenario(s) {unknown}; known: {', '.join(SCENARIOS)}")
+    wanted = {c.strip() for c in args.clients.split(",") if c.strip()}
+    if not wanted or wanted - set(CLIENTS):
+        bad = sorted(wanted - set(CLIENTS))
+        parser.error(f"unknown client(s) {bad}; known: {', '.join(CLIENTS)}")
+    clients = tuple(c for c in CLIENTS if c in wanted)
     n = args.numbers or (100 if args.quick else 300)
     seq_cap = args.seq_cap_1s or (20 if args.quick else 60)
     ceiling = args.ceiling_numbers or (3_000 if args.quick else 20_000)
@@ -334,9 +352,9 @@ def main() -> int:
         for name in only:
             print(f"{name} ...", file=sys.stderr, flush=True)
             if name.startswith("limit"):
-                out.append(scenario_limit(int(name[5:]), n, seq_cap, tmp))
+                out.append(scenario_limit(int(name[5:]), n, seq_cap, tmp, clients))
             elif name.startswith("share"):
-                out.append(scenario_share(int(name[5:]), n, seq_cap, tmp))
+                out.append(scenario_share(int(name[5:]), n, seq_cap, tmp, clients))
             else:
                 out.append(scenario_ceiling(ceiling, tmp))
             print(out[-1] + "\n", flush=True)
