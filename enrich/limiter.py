@@ -6,11 +6,19 @@ lets 19 through in the first second). It paces a few percent under ``--rate``
 because a request may reach the service some milliseconds after it was released.
 
 When the service throttles, the pace drops multiplicatively, then climbs back
-additively — quickly while well below the rate that was throttled, very slowly near
-it — so a run that shares the account with another process settles just under its
-share and probes above it only rarely. The first throttle (no ceiling known) halves
-the pace: a run that starts at full pace beside another process is far over its
-share, and each further window spent over it costs throttled answers.
+additively — quickly while well below the ceiling, very slowly near it — so a run
+that shares the account with another process settles just under its share and
+probes above it only rarely. The ceiling is the rate the service *admitted* of ours
+in the window that was full (our successful requests released in the second before
+the throttled one), not the pace at the throttle: beside a process that takes half
+the limit, a run at full pace is admitted 5/s, so it goes straight to just under 5/s
+instead of halving and climbing back over its share a few times. With no success
+in that window, the first throttle halves the pace and the ceiling is the old pace.
+
+On the first decrease only, the next release waits until the service's window has
+room again: of ours, the window may still hold those admitted in the last second
+and those still in flight; nothing is sent until enough of them are a window old
+to leave room for one more (at most a window, once per run).
 
 A throttle answer to a request released less than a window after the last decrease
 says nothing about the new pace (the service's sliding window still held requests
@@ -25,10 +33,12 @@ observed latency (rate × latency × headroom), within a cap.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from aiolimiter import AsyncLimiter
 
@@ -45,9 +55,12 @@ class AdaptParams:
     min_share: float = 0.05  # never below this share of --rate
     window_s: float = 1.0  # the service's window: one decrease per window of releases at most
     fast_step: float = 0.10  # share of --rate regained per second, far below the last ceiling
-    slow_step: float = 0.001  # … and near it (within ``near``): +1 % of --rate per 10 s
+    slow_step: float = 0.0005  # … and near it (within ``near``): +1 % of --rate per 20 s
     near: float = 0.92
     forget_s: float = 60.0  # a throttle this old no longer marks a ceiling
+    admitted_ceiling: bool = True  # the ceiling is the rate admitted, not the pace throttled
+    # after the first decrease (or every one, or none), hold until a slot frees
+    drain: Literal["first", "all", "none"] = "first"
 
 
 class Throttle:
@@ -71,6 +84,7 @@ class Throttle:
         self._last_increase = -math.inf
         self._ceiling: float | None = None
         self._released: deque[float] = deque()  # release times of requests not yet answered
+        self._admitted: deque[float] = deque()  # release times of recent successful requests
         self.throttle_events = 0
 
     def _now(self) -> float:
@@ -101,17 +115,48 @@ class Throttle:
             return  # sent under (or right after) the old pace: already acted on
         if self._ceiling is not None and now - self._last_decrease > p.forget_s:
             self._ceiling = None
-        factor = p.decrease if self._ceiling is not None else p.first_decrease
+        first = self._ceiling is None
+        factor = p.first_decrease if first else p.decrease
         self.throttle_events += 1
-        self._ceiling = self.pace
+        pace = self.pace * factor
+        # our requests the service admitted in the window that was full at this release
+        mine = [t for t in self._admitted if released - p.window_s < t <= released]
+        if p.admitted_ceiling and mine:
+            self._ceiling = len(mine) / p.window_s
+            pace = min(pace, self._ceiling * p.near)
+        else:
+            self._ceiling = self.pace
         self._last_decrease = now
         self._last_increase = now
-        self._set_pace(max(self.max_pace * p.min_share, self.pace * factor))
+        self._set_pace(max(self.max_pace * p.min_share, pace))
+        if mine and (p.drain == "all" or (p.drain == "first" and first)):
+            # The service's window holds what it admitted of ours (as many as ``mine``) and
+            # may hold any request still in flight: send nothing before enough of those are
+            # a window old to leave room for one more.
+            recent = sorted(
+                t for t in itertools.chain(self._admitted, self._released) if t > now - p.window_s
+            )
+            if len(recent) >= len(mine):
+                self._hold(recent[len(recent) - len(mine)] + p.window_s - now)
+
+    def _hold(self, delay: float) -> None:
+        """Release nothing for ``delay`` seconds (at most a window), then go on at the pace."""
+        if delay <= 0:
+            return
+        delay = min(delay, self.params.window_s)
+        self._limiter.has_capacity()  # leak up to now
+        # the bucket holds one request and leaks at the pace: this level empties in ``delay``
+        self._limiter._level = max(self._limiter._level, delay * self.pace)
+        self._limiter._wake_next()
 
     def on_success(self) -> None:
         """An answer that was not a throttle: climb back towards ``--rate``."""
         now = self._now()
-        self._answered(now)
+        released = self._answered(now)
+        admitted = self._admitted
+        admitted.append(released)
+        while admitted[0] < released - 2 * self.params.window_s:
+            admitted.popleft()
         if self.pace >= self.max_pace:
             return
         p = self.params

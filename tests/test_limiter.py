@@ -155,3 +155,53 @@ async def _climb() -> None:
     slow_gain = th.pace - edge
     assert 0 < slow_gain <= p.slow_step * full * 12 + 1e-9
     assert th.pace < ceiling
+
+
+def test_after_a_throttle_the_ceiling_is_the_rate_admitted_not_the_pace() -> None:
+    asyncio.run(_admitted())
+
+
+async def _admitted() -> None:
+    # beside another process that takes half the service's 10/s, only 5 of ours a
+    # second are admitted: the pace drops to (just under) 5/s, not to half the pace,
+    # and climbs fast only up to the edge of that ceiling
+    clock = FakeClock()
+    p = AdaptParams()
+    th = Throttle(10, params=p, clock=clock)
+    for i in range(6):  # six releases, 0.1 s apart from t = 2.0
+        clock.t = 2.0 + i / 10
+        await th.acquire()
+    clock.t = 2.7
+    for _ in range(4):
+        th.on_success()  # four of them admitted …
+    th.on_throttle()  # … the fifth throttled
+    assert th.pace == 4 * p.near
+    # a throttle with no success in the window before it falls back to the pace
+    other = Throttle(10, params=p, clock=clock)
+    other.on_throttle()
+    assert other.pace == 10 * p.headroom * p.first_decrease
+    for _ in range(40):  # ten seconds
+        clock.t += 0.25
+        th.on_success()
+    assert 4 * p.near <= th.pace < 4  # never past the admitted rate in ten seconds
+
+
+def test_the_first_decrease_holds_releases_until_the_window_has_room() -> None:
+    asyncio.run(_drain())
+
+
+async def _drain() -> None:
+    loop = asyncio.get_running_loop()
+    p = AdaptParams()
+    th = Throttle(20, params=p)
+    start = loop.time()
+    for _ in range(4):
+        await th.acquire()  # four released 1/19.5 s apart
+    th.on_success()
+    th.on_success()
+    th.on_throttle()  # two admitted, one throttled, one still in flight
+    assert th.pace == 2 * p.near
+    await th.acquire()
+    # the service holds two of ours and maybe the one in flight: the next waits
+    # until the second of those three is a window old
+    assert loop.time() - start >= p.window_s + 1 / (20 * p.headroom) - 0.02
