@@ -20,6 +20,7 @@ from enrich.errors import InputError, UsageError
 __all__ = [
     "MISSING_PHONE",
     "PHONE_ALIASES",
+    "PHONE_ERROR_CODES",
     "Normalized",
     "PhoneError",
     "column_key",
@@ -61,6 +62,8 @@ PHONE_ALIASES: Final[tuple[str, ...]] = (
 )
 
 PhoneError = Literal["Client.MissingPhone", "Client.InvalidPhone"]
+#: The codes of a row whose number is missing or invalid (status ``invalid_phone``).
+PHONE_ERROR_CODES: Final[tuple[PhoneError, ...]] = ("Client.MissingPhone", "Client.InvalidPhone")
 
 _MAX_LISTED_COLUMNS: Final = 20
 

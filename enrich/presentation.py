@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from enrich.job import RunConfig
 from enrich.logs import Log
+from enrich.phones import PHONE_ERROR_CODES
 from enrich.runner import Progress
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["Presentation", "format_duration", "make_presentation"]
 
 #: Error codes that mean "no usable number" (rows counted as ``invalid``).
-_INVALID_CODES = frozenset({"Client.MissingPhone", "Client.InvalidPhone"})
+_INVALID_CODES = frozenset(PHONE_ERROR_CODES)
 
 
 def format_duration(seconds: float | None) -> str:

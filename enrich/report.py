@@ -21,6 +21,7 @@ import polars as pl
 from enrich import frames
 from enrich.cache import RESULT_SCHEMA, KeyOutcome
 from enrich.errors import InputError, OutputError
+from enrich.phones import PHONE_ERROR_CODES
 
 if TYPE_CHECKING:
     from enrich.runner import Key, Prepared
@@ -156,7 +157,7 @@ def enriched_frame(
     joined = prep.rows.join(results, on=["cust", "number"], how="left", maintain_order="left")
     local = pl.col("err")
     status = (
-        pl.when(local.is_in(["Client.MissingPhone", "Client.InvalidPhone"]))
+        pl.when(local.is_in(PHONE_ERROR_CODES))
         .then(pl.lit("invalid_phone"))
         .when(local.is_not_null())
         .then(pl.lit("error"))

@@ -56,7 +56,6 @@ __all__ = [
 
 Key = tuple[str, str]
 DEMO_CUST_SPACE_ID = "demo-space"
-_PHONE_ERRORS = ("Client.MissingPhone", "Client.InvalidPhone")
 _FIX_HINTS = {
     "Product.Unsubscript": "subscribe the account to ChatApp Message Service (CAMS)",
     "Ram.PermissionDeny": "grant the RAM user the cams:QueryPhoneBusinessProfile permission",
@@ -139,7 +138,7 @@ class Prepared:
     @property
     def invalid(self) -> int:
         """Rows with a missing or invalid number."""
-        return self.rows.filter(pl.col("err").is_in(_PHONE_ERRORS)).height
+        return self.rows.filter(pl.col("err").is_in(phones.PHONE_ERROR_CODES)).height
 
     @property
     def missing_space(self) -> int:
