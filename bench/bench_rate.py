@@ -3,9 +3,15 @@
 The emulator runs as its own process (``python -m enrich emulator``, 150 ms
 latency, 10 requests/s per AccessKeyId in any sliding second); ``enrich run``
 is a second process (``--rate 10 --no-cache``) over N distinct numbers. Prints
-the effective rate from the run summary and from the emulator's arrival log,
-the throttled answers, and the most arrivals in any sliding 1 s window.
-Target: >= 9.5 requests/s with 0 throttled.
+the rate from the run summary and from the emulator's arrival log, the
+throttled answers, and the most arrivals in any sliding 1 s window.
+
+Target: >= 9.5 requests/s with 0 throttled. The rate judged is the one SPEC.md
+sets ("sustain at least 95% of --rate"): requests arriving at the service, first
+to last. The summary's ``requests_per_s`` runs from the first request to the
+last *answer*, so it also counts the last answer's latency; at the pace SPEC.md
+asks for (97.5% of --rate) its ceiling is N / ((N - 1) / 9.75 + latency), which
+the table prints beside it (9.47 for 300 numbers at 1 s).
 
     .venv/bin/python bench/bench_rate.py [--numbers 300] [--latency-ms 150] [--repeat 1]
 """
@@ -29,6 +35,8 @@ def main() -> int:
 
     rows = []
     ok = True
+    n = args.numbers
+    ceiling = n / ((n - 1) / (10 * 0.975) + args.latency_ms / 1000)
     with (
         tempfile.TemporaryDirectory(prefix="bench-rate-") as tmp,
         Emulator(latency_ms=args.latency_ms, rate_limit=10) as emu,
@@ -45,14 +53,14 @@ def main() -> int:
             )
             fig = arrival_figures(emu.stats())
             rps = summary.get("requests_per_s", 0.0)
-            ok &= rps >= 9.5 and fig["throttled"] == 0 and cost.returncode == 0
+            ok &= fig["arrival_rate"] >= 9.5 and fig["throttled"] == 0 and cost.returncode == 0
             rows.append(
                 [
                     i + 1,
                     summary.get("unique_numbers", "?"),
                     summary.get("api_calls", "?"),
-                    f"{rps:.2f}",
                     f"{fig['arrival_rate']:.2f}",
+                    f"{rps:.2f} (ceiling {ceiling:.2f})",
                     f"{summary.get('throttled', '?')} / {fig['throttled']}",
                     fig["max_1s"],
                     f"{cost.wall_s:.1f}",
@@ -69,8 +77,8 @@ def main() -> int:
                 "run",
                 "numbers",
                 "api calls",
-                "req/s (summary)",
-                "req/s (emulator arrivals)",
+                "req/s sustained (arrivals at the emulator)",
+                "req/s in the summary (to the last answer)",
                 "throttled (summary / emulator)",
                 "max arrivals in 1 s",
                 "wall s",
@@ -79,7 +87,7 @@ def main() -> int:
             rows,
         )
     )
-    print(f"\ntarget >= 9.5 req/s, 0 throttled: {'met' if ok else 'MISSED'}")
+    print(f"\ntarget >= 9.5 req/s sustained, 0 throttled: {'met' if ok else 'MISSED'}")
     return 0 if ok else 1
 
 

@@ -4,6 +4,11 @@
 holds a single request, so there is never a burst (a plain ``AsyncLimiter(10, 1)``
 lets 19 through in the first second). It paces a few percent under ``--rate``
 because a request may reach the service some milliseconds after it was released.
+The bucket also holds a few milliseconds of slack (``timer_slack_s``, never half a
+request): the event loop wakes a waiter a millisecond or two late, and a bucket of
+exactly one request would drop that time on every release (10/s paced as 9.58/s
+instead of 9.75/s). With the slack, no more than ``1 + pace × (1 s + slack)``
+requests start in any second, still under ``--rate``.
 
 When the service throttles, the pace drops multiplicatively, then climbs back
 additively — quickly while well below the ceiling, very slowly near it — so a run
@@ -50,6 +55,8 @@ class AdaptParams:
     """How the pace reacts to throttle answers (tuned with ``bench/``)."""
 
     headroom: float = 0.975  # pace at this share of --rate
+    # a release may come this early, so a timer that fires late loses no slot
+    timer_slack_s: float = 0.005
     first_decrease: float = 0.5  # multiply the pace by this on a throttle with no ceiling known
     decrease: float = 0.85  # … and by this on a later one
     min_share: float = 0.05  # never below this share of --rate
@@ -78,7 +85,8 @@ class Throttle:
         self.params = params or AdaptParams()
         self.max_pace = rate * self.params.headroom
         self.pace = self.max_pace
-        self._limiter = AsyncLimiter(1, 1.0 / self.pace)
+        capacity = self._capacity(self.pace)
+        self._limiter = AsyncLimiter(capacity, capacity / self.pace)
         self._clock = clock
         self._last_decrease = -math.inf
         self._last_increase = -math.inf
@@ -99,11 +107,16 @@ class Throttle:
         """Release time of the request this answer is for (oldest unanswered first)."""
         return self._released.popleft() if self._released else now
 
+    def _capacity(self, pace: float) -> float:
+        """The bucket: one request, plus the timer slack at this pace (never two)."""
+        return 1.0 + min(0.5, pace * self.params.timer_slack_s)
+
     def _set_pace(self, pace: float) -> None:
         # Account the time elapsed so far at the old pace, then change it.
         self._limiter.has_capacity()
         self.pace = pace
-        self._limiter.time_period = 1.0 / pace
+        self._limiter.max_rate = self._capacity(pace)
+        self._limiter.time_period = self._limiter.max_rate / pace
         self._limiter._rate_per_sec = pace  # aiolimiter keeps the derived rate privately
 
     def on_throttle(self) -> None:
@@ -145,8 +158,9 @@ class Throttle:
             return
         delay = min(delay, self.params.window_s)
         self._limiter.has_capacity()  # leak up to now
-        # the bucket holds one request and leaks at the pace: this level empties in ``delay``
-        self._limiter._level = max(self._limiter._level, delay * self.pace)
+        # the bucket leaks at the pace and releases once it is down to ``max_rate - 1``
+        slack = self._limiter.max_rate - 1.0
+        self._limiter._level = max(self._limiter._level, delay * self.pace + slack)
         self._limiter._wake_next()
 
     def on_success(self) -> None:
