@@ -14,7 +14,10 @@ scenarios (e.g. ``--clients enrich``); the default is all three.
 Scenarios (``--only`` takes a comma-separated subset):
 
 - ``limit150`` / ``limit1000``: N distinct numbers at the real 10/s limit with
-  150 ms / 1 s latency (sdk-seq capped at ``--seq-cap-1s`` numbers at 1 s);
+  150 ms / 1 s latency (sdk-seq capped at ``--seq-cap-1s`` numbers at 1 s)
+  (target for enrich: >= 9.5 requests/s sustained, i.e. "arrivals/s", and 0
+  throttled; "effective/s" also counts the last answer's latency, see
+  ``bench_rate.py``);
 - ``share150`` / ``share1000``: the same while a second process
   (``_competitor.py``) spends 5 requests/s of the same AccessKey
   (targets for enrich: throttled <= 2 % of its calls, effective >= 4.5/s);
