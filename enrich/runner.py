@@ -532,7 +532,14 @@ async def _call_todo(
 
     throttle = Throttle(cfg.rate)
     cap = max(16, min(1024, math.ceil(cfg.rate * cfg.timeout)))
-    gate = ConcurrencyGate(pace=lambda: throttle.pace, fixed=cfg.concurrency, cap=cap)
+    # Until the first answer the latency is unknown: start as if it were the timeout
+    # (the pace alone spaces the starts), then learn it from the answers.
+    gate = ConcurrencyGate(
+        pace=lambda: throttle.pace,
+        fixed=cfg.concurrency,
+        cap=cap,
+        initial_latency_s=cfg.timeout,
+    )
     workers = cfg.concurrency or cap
     client = CamsClient(
         endpoint=endpoint,

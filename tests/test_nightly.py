@@ -73,3 +73,18 @@ def test_json_logs_mask_numbers_and_report_progress_and_retries(emulator, creds,
     for n in numbers:
         assert n not in text  # numbers appear masked only
     assert "testSecret" not in text
+
+
+def test_slow_answers_do_not_hold_back_the_first_requests(emulator, creds, tmp_path: Path) -> None:
+    """At 2 s latency the pace needs ~100 requests in flight before the first answer."""
+    server = emulator(latency_s=2.0)
+    src = tmp_path / "n.csv"
+    src.write_text("phone\n" + "".join(f"+86139{i:08d}\n" for i in range(110)))
+    cfg = RunConfig(input=src, endpoint=server.url, cust_space_id="S1", no_cache=True,
+                    rate=50.0, timeout=5.0)
+    result = run(cfg, seams=Seams(environ=creds, install_signal_handlers=False))
+    assert result.exit_code == 0
+    times = sorted(t for t, _ in server.stats.arrivals)
+    assert len(times) == 110
+    # all sent at the pace (48.75/s), none waiting for a place in flight
+    assert (len(times) - 1) / (times[-1] - times[0]) >= 0.97 * 48.75
