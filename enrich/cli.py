@@ -16,6 +16,7 @@ from click.core import ParameterSource
 
 from enrich import errors as E
 from enrich.job import RunConfig, apply_job_file, parse_duration
+from enrich.logs import one_line
 from enrich.signing import utc_timestamp
 
 __all__ = ["cli", "main"]
@@ -31,7 +32,8 @@ class CliError(click.ClickException):
         self.exit_code = exit_code  # type: ignore[misc]
 
     def show(self, file: Any = None) -> None:
-        click.echo(f"enrich: error: {self.format_message()}", err=True)
+        # One line, whatever the message carries (a server message may hold newlines).
+        click.echo(f"enrich: error: {one_line(self.format_message())}", err=True)
 
 
 def translate_errors(fn: F) -> F:
@@ -311,9 +313,19 @@ _cache_opt = click.option(
 
 
 def _ledger(cache_path: Path | None) -> Any:
+    """The existing cache, or None: looking after a cache never creates one."""
     from enrich.cache import Ledger, default_cache_path
 
-    return Ledger(cache_path or default_cache_path())
+    path = cache_path or default_cache_path()
+    if path.is_dir():
+        raise E.InputError(f"{path} is a directory, not a cache file")
+    return Ledger(path) if path.exists() else None
+
+
+def _no_cache_line(cache_path: Path | None) -> str:
+    from enrich.cache import default_cache_path
+
+    return f"no cache at {cache_path or default_cache_path()}"
 
 
 @cache_group.command("stats")
@@ -326,7 +338,10 @@ def cache_stats(cache_path: Path | None) -> None:
     Example:
       enrich cache stats
     """
-    with _ledger(cache_path) as ledger:
+    ledger = _ledger(cache_path)
+    if ledger is None:
+        raise E.InputError(f"{_no_cache_line(cache_path)}; pass the --cache PATH that run used")
+    with ledger:
         stats = ledger.stats()
     for key in ("oldest", "newest"):
         if stats[key] is not None:
@@ -351,7 +366,11 @@ def cache_prune(cache_path: Path | None, older_than: str) -> None:
       enrich cache prune --older-than 30d
     """
     age = parse_duration(older_than, option="--older-than")
-    with _ledger(cache_path) as ledger:
+    ledger = _ledger(cache_path)
+    if ledger is None:
+        click.echo(f"{_no_cache_line(cache_path)}: nothing to prune")
+        return
+    with ledger:
         n = ledger.prune(older_than=time.time() - age)
     click.echo(f"pruned {n} answers older than {older_than}")
 
@@ -366,7 +385,11 @@ def cache_clear(cache_path: Path | None) -> None:
     Example:
       enrich cache clear
     """
-    with _ledger(cache_path) as ledger:
+    ledger = _ledger(cache_path)
+    if ledger is None:
+        click.echo(f"{_no_cache_line(cache_path)}: nothing to clear")
+        return
+    with ledger:
         n = ledger.clear()
     click.echo(f"cleared {n} answers")
 

@@ -13,7 +13,7 @@ import os
 import re
 import time
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -88,6 +88,8 @@ class RunConfig:
             raise UsageError("give either --cust-space-id or --cust-space-column, not both")
         if self.no_cache and self.cache is not None:
             raise UsageError("give either --cache PATH or --no-cache, not both")
+        if self.mock and self.endpoint:
+            raise UsageError("give either --mock (the built-in emulator) or --endpoint, not both")
         parse_duration(self.max_age, option="--max-age")
         return self
 
@@ -132,6 +134,8 @@ def _expand_path(value: str, *, base: Path, now: float) -> Path:
 
 
 _FIELDS = {f.name: f for f in fields(RunConfig)}
+#: Options that exclude each other: one given on the command line displaces the other.
+_ALTERNATIVES = (("cust_space_id", "cust_space_column"), ("cache", "no_cache"))
 _BOOL = frozenset({"mock", "no_cache", "progress"})
 _INT = frozenset({"concurrency", "max_attempts", "limit"})
 _FLOAT = frozenset({"rate", "timeout", "max_error_rate"})
@@ -160,9 +164,17 @@ def _coerce(key: str, value: Any, *, job: Path) -> Any:
 
 
 def load_job_file(
-    job: Path, *, environ: Mapping[str, str] | None = None, now: float | None = None
+    job: Path,
+    *,
+    environ: Mapping[str, str] | None = None,
+    now: float | None = None,
+    skip: Collection[str] = (),
 ) -> dict[str, Any]:
-    """Read a job file into RunConfig keyword arguments (ConfigError on any problem)."""
+    """Read a job file into RunConfig keyword arguments (ConfigError on any problem).
+
+    Keys in ``skip`` (given on the command line) are checked as names only: their
+    values are not read, so an unset ``${ENV}`` in one of them is no error.
+    """
     env = os.environ if environ is None else environ
     when = time.time() if now is None else now
     try:
@@ -181,6 +193,8 @@ def load_job_file(
         if key not in _FIELDS:
             known = ", ".join(sorted(_FIELDS))
             raise ConfigError(f"{job.name}: unknown key {key!r}; known keys: {known}")
+        if key in skip:
+            continue
         if isinstance(value, str):
             value = _interpolate(value, key=key, job=job, environ=env)
         value = _coerce(key, value, job=job) if key not in PATH_KEYS else value
@@ -189,7 +203,7 @@ def load_job_file(
                 raise ConfigError(f"{job.name}: {key} must be a path string")
             value = _expand_path(value, base=base, now=when)
         out[key] = value
-    if "input" not in out:
+    if "input" not in out and "input" not in skip:
         raise ConfigError(f'{job.name}: no input = "..." key; name the file to enrich')
     return out
 
@@ -202,11 +216,28 @@ def apply_job_file(
     environ: Mapping[str, str] | None = None,
     now: float | None = None,
 ) -> RunConfig:
-    """Merge: command-line ``overrides`` > job file > ``defaults`` (env and built-ins)."""
+    """Merge: command-line ``overrides`` > job file > ``defaults`` (env and built-ins).
+
+    A key given on the command line is not read from the job file, nor is its
+    alternative (``--cust-space-column`` displaces the file's ``cust_space_id``,
+    ``--no-cache`` its ``cache``, and the reverse); ``--mock`` displaces the file's
+    ``endpoint`` and ``cust_space_id`` (the demo space on the built-in emulator).
+    """
     merged: dict[str, Any] = {k: v for k, v in defaults.items() if k in _FIELDS}
+    given = {k for k, v in overrides.items() if k in _FIELDS and v is not None and v is not False}
     if job is not None:
-        merged.update(load_job_file(job, environ=environ, now=now))
+        skip = set(given)
+        for a, b in _ALTERNATIVES:
+            if a in given:
+                skip.add(b)
+            if b in given:
+                skip.add(a)
+        if "mock" in given:
+            skip |= {"endpoint", "cust_space_id"}
+        merged.update(load_job_file(job, environ=environ, now=now, skip=skip))
     merged.update({k: v for k, v in overrides.items() if k in _FIELDS})
+    if merged.get("mock") and "endpoint" not in given:
+        merged.pop("endpoint", None)  # the built-in emulator, whatever CAMS_ENDPOINT says
     if merged.get("input") is None:
         raise UsageError("name an INPUT file, or a job file with --job")
     merged["input"] = Path(merged["input"])

@@ -14,7 +14,12 @@ from typing import Any, Literal, TextIO
 
 from enrich.signing import utc_timestamp
 
-__all__ = ["Log", "mask_phone"]
+__all__ = ["Log", "mask_phone", "one_line"]
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: CR and LF shown escaped (a server message may hold them)."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def mask_phone(number: str | None) -> str:
@@ -60,7 +65,7 @@ class Log:
             line = json.dumps(record, ensure_ascii=False, default=str)
         else:
             prefix = "" if level == "info" else f"{level}: "
-            line = f"enrich: {prefix}{message}"
+            line = f"enrich: {prefix}{one_line(message)}"
         print(line, file=self.stream, flush=True)
 
     def info(self, name: str, message: str, **fields: Any) -> None:

@@ -14,7 +14,6 @@ the errors by code, calls, cache hits, elapsed time and rate.
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -112,11 +111,8 @@ class Presentation:
         """Called by the runner after every finished number (cheap: rich redraws at 10 Hz)."""
         if self._bar is None:
             return
-        # Over at least one second: the first answers would otherwise show
-        # a burst rate the throttle never allowed.
-        elapsed = max(time.monotonic() - p.started, 1.0)
         fields: dict[str, Any] = {
-            "rate": p.api_calls / elapsed,
+            "rate": p.rate,
             "eta": format_duration(p.eta_s),
             "errors": p.errors,
             "throttled": p.throttled,

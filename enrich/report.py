@@ -277,9 +277,9 @@ def write_outputs(
             err_frame,
             staged[1][0],
             fmt="csv",
+            # ``phone`` and ``cust_space_id`` are input values: as they were, like the
+            # input columns of the output (SPEC.md); the rest came from the API.
             api_text_columns=(
-                "phone",
-                "cust_space_id",
                 "error_code",
                 "error_message",
                 "request_id",

@@ -82,20 +82,30 @@ class Progress:
     retries: int = 0
     throttled: int = 0
     started: float = field(default_factory=time.monotonic)
-    first_call: float | None = None  # loop time of the first request
+    first_call: float | None = None  # loop time (monotonic) of the first request
+    last_call: float | None = None  # … of the latest request
     last_answer: float | None = None  # … and of the last answer
+    slot_s: float = 0.0  # the paced interval: every call holds at least one slot
 
     @property
     def calling_s(self) -> float:
-        """Time from the first request to the last answer."""
+        """From the first request to the last answer or the end of the last call's slot.
+
+        Counting the last call's slot keeps N calls paced at P/s from reading as N / ((N-1)/P),
+        over the pace, when the answers are quick.
+        """
         if self.first_call is None or self.last_answer is None:
             return 0.0
-        return max(0.0, self.last_answer - self.first_call)
+        last_call = self.first_call if self.last_call is None else self.last_call
+        end = max(self.last_answer, last_call + self.slot_s)
+        return max(0.0, end - self.first_call)
 
     @property
     def rate(self) -> float:
-        """Calls per second so far."""
-        elapsed = time.monotonic() - self.started
+        """Calls per second so far, by the same count of time as ``calling_s``."""
+        if self.first_call is None:
+            return 0.0
+        elapsed = time.monotonic() - self.first_call + self.slot_s
         return self.api_calls / elapsed if elapsed > 0 else 0.0
 
     @property
@@ -310,6 +320,7 @@ async def fetch_all(
                 started = loop.time()
                 if progress.first_call is None:
                     progress.first_call = started
+                progress.last_call = started
                 answer: Answer | None = None
                 failure: CallError | None = None
                 try:
@@ -348,13 +359,15 @@ async def fetch_all(
                 stop.set()
                 return
             if decision == "fatal_space":
-                dead_spaces.setdefault(space, err)
-                log.warning(
-                    "space_rejected",
-                    f"CustSpaceId {space!r} rejected ({err.code}); its other numbers are skipped",
-                    cust_space_id=space,
-                    code=err.code,
-                )
+                if space not in dead_spaces:  # once per space: several may be in flight
+                    dead_spaces[space] = err
+                    log.warning(
+                        "space_rejected",
+                        f"CustSpaceId {space!r} rejected ({err.code}); "
+                        "no further calls for its numbers",
+                        cust_space_id=space,
+                        code=err.code,
+                    )
                 continue
             if decision == "final":
                 if classify_is_api_error(err):
@@ -531,6 +544,7 @@ async def _call_todo(
         stop.set()
 
     throttle = Throttle(cfg.rate)
+    progress.slot_s = 1.0 / throttle.max_pace
     cap = max(16, min(1024, math.ceil(cfg.rate * cfg.timeout)))
     # Until the first answer the latency is unknown: start as if it were the timeout
     # (the pace alone spaces the starts), then learn it from the answers.

@@ -64,6 +64,19 @@ def test_cache_commands(emulator, creds, tmp_path: Path) -> None:
         "enrich: error: --older-than 'soon' is not a duration such as 30m, 12h or 7d\n")
 
 
+def test_cache_commands_never_create_a_cache(tmp_path: Path) -> None:
+    missing = tmp_path / "typo" / "ledger.sqlite3"
+    stats = invoke("cache", "stats", "--cache", str(missing))
+    assert stats.exit_code == 1
+    assert stats.stderr == (
+        f"enrich: error: no cache at {missing}; pass the --cache PATH that run used\n")
+    prune = invoke("cache", "prune", "--cache", str(missing), "--older-than", "30d")
+    assert (prune.exit_code, prune.stdout) == (0, f"no cache at {missing}: nothing to prune\n")
+    clear = invoke("cache", "clear", "--cache", str(missing))
+    assert (clear.exit_code, clear.stdout) == (0, f"no cache at {missing}: nothing to clear\n")
+    assert list(tmp_path.iterdir()) == []  # not even the folder
+
+
 def test_retries_also_stay_under_the_limit(emulator, creds, tmp_path: Path) -> None:
     server = emulator(rate_limit=10)
     src = tmp_path / "n.csv"

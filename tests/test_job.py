@@ -50,6 +50,37 @@ def test_flags_override_file_and_file_overrides_env_defaults(tmp_path: Path) -> 
     assert cfg.timeout == 7.0
 
 
+def test_a_flag_replaces_the_file_value_unread(tmp_path: Path) -> None:
+    job = write(tmp_path, 'input = "x.csv"\ncust_space_id = "${UNSET_SPACE}"\n'
+                          'max_error_rate = 0.5\ncache = "c.sqlite3"\n')
+    with pytest.raises(ConfigError, match="UNSET_SPACE is not set"):
+        apply_job_file(job, {}, {}, environ={})
+    cfg = apply_job_file(job, {"cust_space_id": "123", "max_error_rate": 0.0}, {}, environ={})
+    assert (cfg.cust_space_id, cfg.max_error_rate) == ("123", 0.0)
+    # an alternative given on the command line displaces the file's key
+    cfg = apply_job_file(job, {"cust_space_column": "space", "no_cache": True}, {}, environ={})
+    assert (cfg.cust_space_id, cfg.cust_space_column) == (None, "space")
+    assert (cfg.cache, cfg.no_cache) == (None, True)
+
+
+def test_mock_displaces_the_file_and_env_endpoint(tmp_path: Path) -> None:
+    job = write(tmp_path, 'input = "x.csv"\ncust_space_id = "${UNSET_SPACE}"\n'
+                          'endpoint = "https://cams.example.com"\n')
+    cfg = apply_job_file(job, {"mock": True}, {"endpoint": "https://env.example.com"},
+                         environ={})
+    assert (cfg.mock, cfg.endpoint, cfg.cust_space_id) == (True, None, None)
+    with pytest.raises(UsageError) as err:
+        apply_job_file(job, {"mock": True, "endpoint": "http://127.0.0.1:1"}, {}, environ={})
+    assert str(err.value) == (
+        "give either --mock (the built-in emulator) or --endpoint, not both")
+
+
+def test_an_input_flag_makes_the_file_input_optional(tmp_path: Path) -> None:
+    job = write(tmp_path, "rate = 5\n")
+    cfg = apply_job_file(job, {"input": Path("y.csv")}, {}, environ={})
+    assert (cfg.input, cfg.rate) == (Path("y.csv"), 5.0)
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ('rate = 5\n', 'nightly.toml: no input = "..." key; name the file to enrich'),
     ('input = "x.csv"\nbogus = 1\n', "nightly.toml: unknown key 'bogus'"),

@@ -23,6 +23,7 @@ def test_example_job_file_end_to_end(emulator, creds, tmp_path: Path, monkeypatc
     server = emulator()
     shutil.copytree(ROOT / "jobs", tmp_path / "jobs")
     shutil.copytree(ROOT / "sample_data", tmp_path / "sample_data")
+    assert (ROOT / "out" / ".gitignore").is_file()  # the example's output folder ships
     (tmp_path / "out").mkdir()
     monkeypatch.setenv("CAMS_CUST_SPACE_ID", "2934839388494")
     res = CliRunner().invoke(cli, ["run", "--job", str(tmp_path / "jobs/nightly.example.toml"),
@@ -88,3 +89,16 @@ def test_slow_answers_do_not_hold_back_the_first_requests(emulator, creds, tmp_p
     assert len(times) == 110
     # all sent at the pace (48.75/s), none waiting for a place in flight
     assert (len(times) - 1) / (times[-1] - times[0]) >= 0.97 * 48.75
+
+
+def test_the_summary_rate_never_reads_over_the_pace(emulator, creds, tmp_path: Path) -> None:
+    """30 quick calls paced at 19.5/s: 30 / (29 / 19.5) would read 20.2/s, over --rate 20."""
+    server = emulator()
+    src = tmp_path / "n.csv"
+    src.write_text("phone\n" + "".join(f"+86139{i:08d}\n" for i in range(30)))
+    cfg = RunConfig(input=src, endpoint=server.url, cust_space_id="S1", no_cache=True, rate=20.0)
+    result = run(cfg, seams=Seams(environ=creds, install_signal_handlers=False))
+    assert result.exit_code == 0
+    summary = json.loads((tmp_path / "n.summary.json").read_text())
+    assert summary["api_calls"] == 30
+    assert 0.95 * 19.5 <= summary["requests_per_s"] <= 19.5 * 1.01

@@ -258,6 +258,26 @@ def test_wrong_secret_is_fatal(emulator, creds, tmp_path: Path, monkeypatch) -> 
     assert res.exit_code == 3
     assert "SignatureDoesNotMatch" in res.stderr and "ALIBABA_CLOUD_ACCESS_KEY_SECRET" in res.stderr
     assert "wrongSecret" not in res.stderr
+    # the service's message quotes its string-to-sign, newlines and all: still one line
+    lines = res.stderr.strip().splitlines()
+    assert all(line.startswith("enrich: ") for line in lines), lines
+    assert sum(line.startswith("enrich: error:") for line in lines) == 1
+
+
+def test_a_rejected_space_is_reported_once_with_calls_in_flight(
+    emulator, creds, tmp_path: Path
+) -> None:
+    server = emulator(latency_s=0.1)
+    src = tmp_path / "s.csv"
+    rows = "".join(f"{sp},+86138{i:08d}\n" for i in range(4) for sp in ("S1", "foreign-9"))
+    src.write_text("space,phone\n" + rows)
+    res = invoke("run", str(src), "--endpoint", server.url, "--cust-space-column", "space",
+                 "--no-cache", "--rate", "1000")
+    assert res.exit_code == 0, res.stderr
+    assert server.stats.codes["Unknown.ResourceOwnerId"] >= 2  # sent before the first answer
+    assert res.stderr.count("CustSpaceId 'foreign-9' rejected") == 1
+    summary = json.loads((tmp_path / "s.summary.json").read_text())
+    assert summary["errors_by_code"] == {"Unknown.ResourceOwnerId": 4}
 
 
 def test_foreign_space_fails_only_its_rows_with_a_column(emulator, creds, tmp_path: Path) -> None:

@@ -138,6 +138,21 @@ def test_csv_output_neutralises_api_text_not_input(emulator, creds, tmp_path: Pa
     assert seen == set(DANGEROUS)
 
 
+def test_error_report_keeps_the_raw_input_value(emulator, creds, tmp_path: Path) -> None:
+    """SPEC.md: the report's ``phone`` is the raw input value, formula-like or not."""
+    server = emulator()
+    src = tmp_path / "in.csv"
+    with src.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([["phone", "note"], *([t, "x"] for t in INPUT_TEXTS)])
+    res = run("in.csv", "--endpoint", server.url, "--cust-space-id", "S1", "--no-cache")
+    assert res.exit_code == 0, res.stderr
+    with (tmp_path / "in.errors.csv").open(newline="", encoding="utf-8") as f:
+        report = {int(r["row"]): r for r in csv.DictReader(f)}
+    assert len(report) >= len(INPUT_TEXTS) - 1  # all but the real number are invalid
+    for row, r in report.items():
+        assert r["phone"] == INPUT_TEXTS[row - 1]
+
+
 def _xlsx_cells(path: Path) -> list[openpyxl.cell.cell.Cell]:
     wb = openpyxl.load_workbook(path)
     return [cell for ws in wb.worksheets for row in ws.iter_rows() for cell in row]
