@@ -45,11 +45,13 @@ CREATE INDEX IF NOT EXISTS answers_fetched_at ON answers (fetched_at);
 """
 
 
-def default_cache_path() -> Path:
-    """``<user cache dir>/cams-enrich/ledger.sqlite3`` (platformdirs)."""
+def default_cache_path(*, mock: bool = False) -> Path:
+    """``<user cache dir>/cams-enrich/ledger.sqlite3`` (platformdirs); ``--mock`` answers
+    go to ``ledger-mock.sqlite3`` beside it, never mixed with the account's."""
     import platformdirs
 
-    return Path(platformdirs.user_cache_dir("cams-enrich", appauthor=False)) / "ledger.sqlite3"
+    name = "ledger-mock.sqlite3" if mock else "ledger.sqlite3"
+    return Path(platformdirs.user_cache_dir("cams-enrich", appauthor=False)) / name
 
 
 RESULT_SCHEMA: dict[str, pl.DataType] = {

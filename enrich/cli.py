@@ -325,7 +325,12 @@ def _ledger(cache_path: Path | None) -> Any:
 def _no_cache_line(cache_path: Path | None) -> str:
     from enrich.cache import default_cache_path
 
-    return f"no cache at {cache_path or default_cache_path()}"
+    if cache_path is not None:
+        return f"no cache at {cache_path}"
+    default, mock = default_cache_path(), default_cache_path(mock=True)
+    if mock.exists():
+        return f"no cache at {default} yet; --mock answers are kept apart in {mock}"
+    return f"no cache at {default} yet"
 
 
 @cache_group.command("stats")
@@ -340,7 +345,8 @@ def cache_stats(cache_path: Path | None) -> None:
     """
     ledger = _ledger(cache_path)
     if ledger is None:
-        raise E.InputError(f"{_no_cache_line(cache_path)}; pass the --cache PATH that run used")
+        hint = "; pass the --cache PATH that run used" if cache_path is not None else ""
+        raise E.InputError(_no_cache_line(cache_path) + hint)
     with ledger:
         stats = ledger.stats()
     for key in ("oldest", "newest"):
@@ -368,7 +374,7 @@ def cache_prune(cache_path: Path | None, older_than: str) -> None:
     age = parse_duration(older_than, option="--older-than")
     ledger = _ledger(cache_path)
     if ledger is None:
-        click.echo(f"{_no_cache_line(cache_path)}: nothing to prune")
+        click.echo(f"nothing to prune: {_no_cache_line(cache_path)}")
         return
     with ledger:
         n = ledger.prune(older_than=time.time() - age)
@@ -387,7 +393,7 @@ def cache_clear(cache_path: Path | None) -> None:
     """
     ledger = _ledger(cache_path)
     if ledger is None:
-        click.echo(f"{_no_cache_line(cache_path)}: nothing to clear")
+        click.echo(f"nothing to clear: {_no_cache_line(cache_path)}")
         return
     with ledger:
         n = ledger.clear()

@@ -696,8 +696,7 @@ def cache_path_for(cfg: RunConfig) -> Path | None:
         return None
     if cfg.cache is not None:
         return cfg.cache
-    default = default_cache_path()
-    return default.with_name("ledger-mock.sqlite3") if cfg.mock else default
+    return default_cache_path(mock=cfg.mock)
 
 
 async def _ticker(log: Log, progress: Progress, every_s: float = 30.0) -> None:

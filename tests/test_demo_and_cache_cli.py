@@ -71,10 +71,25 @@ def test_cache_commands_never_create_a_cache(tmp_path: Path) -> None:
     assert stats.stderr == (
         f"enrich: error: no cache at {missing}; pass the --cache PATH that run used\n")
     prune = invoke("cache", "prune", "--cache", str(missing), "--older-than", "30d")
-    assert (prune.exit_code, prune.stdout) == (0, f"no cache at {missing}: nothing to prune\n")
+    assert (prune.exit_code, prune.stdout) == (0, f"nothing to prune: no cache at {missing}\n")
     clear = invoke("cache", "clear", "--cache", str(missing))
-    assert (clear.exit_code, clear.stdout) == (0, f"no cache at {missing}: nothing to clear\n")
+    assert (clear.exit_code, clear.stdout) == (0, f"nothing to clear: no cache at {missing}\n")
     assert list(tmp_path.iterdir()) == []  # not even the folder
+
+
+def test_cache_stats_points_at_the_mock_cache(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    src = tmp_path / "n.csv"
+    src.write_text("phone\n+8613900000001\n")
+    assert invoke("run", str(src), "--mock", "--no-progress").exit_code == 0
+    folder = tmp_path / "xdg" / "cams-enrich"
+    res = invoke("cache", "stats")
+    assert res.exit_code == 1
+    assert res.stderr == (
+        f"enrich: error: no cache at {folder / 'ledger.sqlite3'} yet; --mock answers are kept "
+        f"apart in {folder / 'ledger-mock.sqlite3'}\n")
+    mock = invoke("cache", "stats", "--cache", str(folder / "ledger-mock.sqlite3"))
+    assert json.loads(mock.stdout)["entries"] == 1
 
 
 def test_retries_also_stay_under_the_limit(emulator, creds, tmp_path: Path) -> None:
