@@ -317,9 +317,13 @@ def _ledger(cache_path: Path | None) -> Any:
     from enrich.cache import Ledger, default_cache_path
 
     path = cache_path or default_cache_path()
-    if path.is_dir():
-        raise E.InputError(f"{path} is a directory, not a cache file")
-    return Ledger(path) if path.exists() else None
+    try:
+        if path.is_dir():
+            raise E.InputError(f"{path} is a directory, not a cache file")
+        exists = path.exists()
+    except OSError as exc:
+        raise E.InputError(f"cannot use the cache {path}: {exc.strerror or exc}") from None
+    return Ledger(path) if exists else None
 
 
 def _no_cache_line(cache_path: Path | None) -> str:

@@ -134,8 +134,14 @@ def _expand_path(value: str, *, base: Path, now: float) -> Path:
 
 
 _FIELDS = {f.name: f for f in fields(RunConfig)}
-#: Options that exclude each other: one given on the command line displaces the other.
-_ALTERNATIVES = (("cust_space_id", "cust_space_column"), ("cache", "no_cache"))
+#: (key, the key it displaces, and the reverse too?): set in a stronger layer
+#: (flag > job file > environment), the first removes the second from the weaker ones.
+_DISPLACES = (
+    ("cust_space_id", "cust_space_column", True),
+    ("cache", "no_cache", True),
+    ("mock", "endpoint", True),
+    ("mock", "cust_space_id", False),  # the demo space, unless one is given beside --mock
+)
 _BOOL = frozenset({"mock", "no_cache", "progress"})
 _INT = frozenset({"concurrency", "max_attempts", "limit"})
 _FLOAT = frozenset({"rate", "timeout", "max_error_rate"})
@@ -208,6 +214,10 @@ def load_job_file(
     return out
 
 
+def _is_set(value: Any) -> bool:
+    return value is not None and value is not False
+
+
 def apply_job_file(
     job: Path | None,
     overrides: Mapping[str, Any],
@@ -216,28 +226,41 @@ def apply_job_file(
     environ: Mapping[str, str] | None = None,
     now: float | None = None,
 ) -> RunConfig:
-    """Merge: command-line ``overrides`` > job file > ``defaults`` (env and built-ins).
+    """Merge three layers: command-line ``overrides`` > job file > ``defaults`` (env).
 
-    A key given on the command line is not read from the job file, nor is its
-    alternative (``--cust-space-column`` displaces the file's ``cust_space_id``,
-    ``--no-cache`` its ``cache``, and the reverse); ``--mock`` displaces the file's
-    ``endpoint`` and ``cust_space_id`` (the demo space on the built-in emulator).
+    A key given on the command line is not read from the job file. A key set in a
+    stronger layer also displaces its alternative from the weaker ones (``_DISPLACES``):
+    ``--cust-space-column`` beats a ``cust_space_id`` from the file or
+    ``CAMS_CUST_SPACE_ID``, ``--mock`` beats an ``endpoint`` from the file or
+    ``CAMS_ENDPOINT``, and so on. The same pair set in one layer is a usage error.
     """
-    merged: dict[str, Any] = {k: v for k, v in defaults.items() if k in _FIELDS}
-    given = {k for k, v in overrides.items() if k in _FIELDS and v is not None and v is not False}
+    flags = {k: v for k, v in overrides.items() if k in _FIELDS and v is not None}
+    env = {k: v for k, v in defaults.items() if k in _FIELDS and v is not None}
+    from_file: dict[str, Any] = {}
     if job is not None:
-        skip = set(given)
-        for a, b in _ALTERNATIVES:
-            if a in given:
-                skip.add(b)
-            if b in given:
-                skip.add(a)
-        if "mock" in given:
-            skip |= {"endpoint", "cust_space_id"}
-        merged.update(load_job_file(job, environ=environ, now=now, skip=skip))
-    merged.update({k: v for k, v in overrides.items() if k in _FIELDS})
-    if merged.get("mock") and "endpoint" not in given:
-        merged.pop("endpoint", None)  # the built-in emulator, whatever CAMS_ENDPOINT says
+        skip = set(flags)
+        for key, other, both_ways in _DISPLACES:
+            if _is_set(flags.get(key)):
+                skip.add(other)
+            if both_ways and _is_set(flags.get(other)):
+                skip.add(key)
+        from_file = load_job_file(job, environ=environ, now=now, skip=skip)
+    merged: dict[str, Any] = {}
+    layer_of: dict[str, int] = {}  # the layer that set the key (0 env, 1 file, 2 flag)
+    for layer, values in enumerate((env, from_file, flags)):
+        for key, value in values.items():
+            merged[key] = value
+            layer_of[key] = layer if _is_set(value) else -1
+    for key, other, both_ways in _DISPLACES:
+        mine, theirs = layer_of.get(key, -1), layer_of.get(other, -1)
+        if mine < 0 or theirs < 0 or mine == theirs:
+            continue  # not both set, or set together: validated() names the conflict
+        if mine > theirs:
+            merged.pop(other)
+            layer_of[other] = -1
+        elif both_ways:
+            merged.pop(key)
+            layer_of[key] = -1
     if merged.get("input") is None:
         raise UsageError("name an INPUT file, or a job file with --job")
     merged["input"] = Path(merged["input"])

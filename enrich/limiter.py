@@ -5,10 +5,11 @@ holds a single request, so there is never a burst (a plain ``AsyncLimiter(10, 1)
 lets 19 through in the first second). It paces a few percent under ``--rate``
 because a request may reach the service some milliseconds after it was released.
 The bucket also holds a few milliseconds of slack (``timer_slack_s``, never half a
-request): the event loop wakes a waiter a millisecond or two late, and a bucket of
-exactly one request would drop that time on every release (10/s paced as 9.58/s
-instead of 9.75/s). With the slack, no more than ``1 + pace × (1 s + slack)``
-requests start in any second, still under ``--rate``.
+request, and never enough to let one more start in a second than the pace alone
+would): the event loop wakes a waiter a millisecond or two late, and a bucket of
+exactly one request would drop that time on every release (10/s paced at about
+9.6/s instead of 9.75/s). With the slack, no more than ``1 + pace × (1 s + slack)``
+requests start in any second, still at most ``--rate``.
 
 When the service throttles, the pace drops multiplicatively, then climbs back
 additively — quickly while well below the ceiling, very slowly near it — so a run
@@ -83,6 +84,7 @@ class Throttle:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.params = params or AdaptParams()
+        self.rate = rate
         self.max_pace = rate * self.params.headroom
         self.pace = self.max_pace
         capacity = self._capacity(self.pace)
@@ -103,13 +105,27 @@ class Throttle:
         await self._limiter.acquire()
         self._released.append(self._now())
 
+    def unused(self) -> None:
+        """The slot just acquired was not used (the request never left): give it back."""
+        if self._released:
+            self._released.pop()
+        self._limiter.has_capacity()  # leak up to now
+        self._limiter._level = max(0.0, self._limiter._level - 1.0)
+        self._limiter._wake_next()
+
     def _answered(self, now: float) -> float:
         """Release time of the request this answer is for (oldest unanswered first)."""
         return self._released.popleft() if self._released else now
 
     def _capacity(self, pace: float) -> float:
-        """The bucket: one request, plus the timer slack at this pace (never two)."""
-        return 1.0 + min(0.5, pace * self.params.timer_slack_s)
+        """The bucket: one request, plus the timer slack at this pace.
+
+        At most half a request (never two at once), and less than what separates
+        ``1 + pace`` from the next whole request under ``--rate`` (at ``--rate 10.25``
+        the pace is 9.99/s: a full 5 ms would let an 11th start within a second).
+        """
+        room = max(0.0, math.floor(self.rate) - pace) / 2
+        return 1.0 + min(0.5, pace * self.params.timer_slack_s, room)
 
     def _set_pace(self, pace: float) -> None:
         # Account the time elapsed so far at the old pace, then change it.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import unicodedata
 from collections.abc import Callable
 from typing import Any, Literal, TextIO
 
@@ -17,9 +18,23 @@ from enrich.signing import utc_timestamp
 __all__ = ["Log", "mask_phone", "one_line"]
 
 
+_ESCAPES = {ord("\r"): "\\r", ord("\n"): "\\n"}
+
+
+def _escaped(ch: str) -> str:
+    if ch == "\t" or unicodedata.category(ch) not in ("Cc", "Zl", "Zp"):
+        return ch
+    if ord(ch) in _ESCAPES:
+        return _ESCAPES[ord(ch)]
+    return f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"
+
+
 def one_line(text: str) -> str:
-    """``text`` on one line: CR and LF shown escaped (a server message may hold them)."""
-    return text.replace("\r", "\\r").replace("\n", "\\n")
+    """``text`` on one line, with no terminal control: CR, LF, ESC, other control
+    characters and line separators shown escaped (a server message may hold them)."""
+    if text.isprintable():
+        return text
+    return "".join(_escaped(ch) for ch in text)
 
 
 def mask_phone(number: str | None) -> str:

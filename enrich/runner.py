@@ -312,7 +312,11 @@ async def fetch_all(
             try:
                 await throttle.acquire()
                 if stop.is_set() or fatal:
+                    throttle.unused()
                     return
+                if space in dead_spaces:  # rejected while this one waited for its slot
+                    throttle.unused()
+                    continue
                 attempts += 1
                 progress.api_calls += 1
                 if attempts > 1:

@@ -75,6 +75,32 @@ def test_mock_displaces_the_file_and_env_endpoint(tmp_path: Path) -> None:
         "give either --mock (the built-in emulator) or --endpoint, not both")
 
 
+def test_a_stronger_layer_displaces_the_alternative_from_a_weaker_one(tmp_path: Path) -> None:
+    env = {"cust_space_id": "ENV", "endpoint": "https://env.example.com"}
+    column = write(tmp_path, 'input = "x.csv"\ncust_space_column = "space"\n')
+    cfg = apply_job_file(column, {}, env, environ={})  # the file's column beats the env id
+    assert (cfg.cust_space_id, cfg.cust_space_column) == (None, "space")
+    cfg = apply_job_file(None, {"input": Path("x.csv"), "cust_space_column": "sp"}, env)
+    assert (cfg.cust_space_id, cfg.cust_space_column) == (None, "sp")
+    # --mock beats the env and file space ids (the demo space), unless given beside it
+    spaced = write(tmp_path, 'input = "x.csv"\ncust_space_id = "FILE"\n')
+    assert apply_job_file(spaced, {"mock": True}, env, environ={}).cust_space_id is None
+    both = {"mock": True, "cust_space_id": "FLAG"}
+    assert apply_job_file(spaced, both, env, environ={}).cust_space_id == "FLAG"
+    # a file that asks for mock loses it to an --endpoint flag; both in the file clash
+    mocked = write(tmp_path, 'input = "x.csv"\nmock = true\n')
+    cfg = apply_job_file(mocked, {"endpoint": "http://127.0.0.1:9"}, {}, environ={})
+    assert (cfg.mock, cfg.endpoint) == (False, "http://127.0.0.1:9")
+    clash = write(tmp_path, 'input = "x.csv"\nmock = true\nendpoint = "https://a.example"\n')
+    with pytest.raises(UsageError, match="either --mock"):
+        apply_job_file(clash, {}, {}, environ={})
+
+
+def test_a_false_flag_also_replaces_the_file_value_unread(tmp_path: Path) -> None:
+    job = write(tmp_path, 'input = "x.csv"\nprogress = "${UNSET_FLAG}"\n')
+    assert apply_job_file(job, {"progress": False}, {}, environ={}).progress is False
+
+
 def test_an_input_flag_makes_the_file_input_optional(tmp_path: Path) -> None:
     job = write(tmp_path, "rate = 5\n")
     cfg = apply_job_file(job, {"input": Path("y.csv")}, {}, environ={})

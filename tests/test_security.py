@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import datetime as dt
+import io
 import ipaddress
 import json
 import os
@@ -52,6 +53,7 @@ from enrich.client import CamsClient
 from enrich.emulator.profiles import profile_for
 from enrich.errors import CallError
 from enrich.frames import read_table, write_table
+from enrich.logs import Log
 from enrich.report import API_TEXT_COLUMNS
 from enrich.signing import Credentials
 
@@ -519,3 +521,15 @@ def test_crlf_in_a_parameter_never_reaches_a_header(recorder: RecordingServer, c
         assert all(b":" in h for h in headers)
         assert b"CustSpaceId=a%0D%0AX-Evil%3A%201" in request_line, request_line
         assert all(0x20 <= b < 0x7F for b in request_line)  # every control byte encoded
+
+
+def test_text_log_lines_carry_no_line_break_or_terminal_control() -> None:
+    buf = io.StringIO()
+    log = Log(fmt="text", stream=buf)
+    log.warning("x", "server said: \x1b[2Jcleared\r\nX-Forged: 1\u2028next\x85end\tok")
+    text = buf.getvalue()
+    assert text.count("\n") == 1 and text.endswith("\n")
+    assert not any(ch in text[:-1] for ch in "\x1b\r\n\u2028\x85")
+    assert text == (
+        "enrich: warning: server said: \\x1b[2Jcleared\\r\\nX-Forged: 1\\u2028next\\x85end\tok\n"
+    )
