@@ -23,7 +23,7 @@ import polars as pl
 from enrich.client import Answer, Profile
 from enrich.errors import OutputError
 
-__all__ = ["RESULT_SCHEMA", "KeyOutcome", "Ledger", "default_cache_path"]
+__all__ = ["CACHE_FILES", "RESULT_SCHEMA", "KeyOutcome", "Ledger", "default_cache_path"]
 
 Key = tuple[str, str]
 Status = Literal["ok", "no_profile", "error"]
@@ -45,13 +45,21 @@ CREATE INDEX IF NOT EXISTS answers_fetched_at ON answers (fetched_at);
 """
 
 
-def default_cache_path(*, mock: bool = False) -> Path:
-    """``<user cache dir>/cams-enrich/ledger.sqlite3`` (platformdirs); ``--mock`` answers
-    go to ``ledger-mock.sqlite3`` beside it, never mixed with the account's."""
+#: The default cache files: the account's answers, and those of ``--mock`` and of a
+#: loopback ``--endpoint`` (an emulator), each kept apart from the account's.
+CACHE_FILES = {
+    "account": "ledger.sqlite3",
+    "mock": "ledger-mock.sqlite3",
+    "local": "ledger-local.sqlite3",
+}
+
+
+def default_cache_path(kind: Literal["account", "mock", "local"] = "account") -> Path:
+    """``<user cache dir>/cams-enrich/<CACHE_FILES[kind]>`` (platformdirs)."""
     import platformdirs
 
-    name = "ledger-mock.sqlite3" if mock else "ledger.sqlite3"
-    return Path(platformdirs.user_cache_dir("cams-enrich", appauthor=False)) / name
+    folder = Path(platformdirs.user_cache_dir("cams-enrich", appauthor=False))
+    return folder / CACHE_FILES[kind]
 
 
 RESULT_SCHEMA: dict[str, pl.DataType] = {

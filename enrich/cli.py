@@ -331,9 +331,11 @@ def _no_cache_line(cache_path: Path | None) -> str:
 
     if cache_path is not None:
         return f"no cache at {cache_path}"
-    default, mock = default_cache_path(), default_cache_path(mock=True)
-    if mock.exists():
-        return f"no cache at {default} yet; --mock answers are kept apart in {mock}"
+    default = default_cache_path()
+    apart = [p for p in (default_cache_path("mock"), default_cache_path("local")) if p.exists()]
+    if apart:
+        where = " and ".join(str(p) for p in apart)
+        return f"no cache at {default} yet; --mock and emulator answers are kept apart in {where}"
     return f"no cache at {default} yet"
 
 

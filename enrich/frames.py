@@ -843,7 +843,7 @@ def _create_temp(path: Path, shown: Path) -> Path:
     if not folder.is_dir():
         raise OutputError(f"cannot write {shown}: {folder} is not a folder")
     while True:
-        tmp = folder / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        tmp = folder / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:  # pragma: no cover - 32 random bits collided
@@ -852,6 +852,36 @@ def _create_temp(path: Path, shown: Path) -> Path:
             raise OutputError(f"cannot write {shown}: {_reason(exc)}") from None
         os.close(fd)
         return tmp
+
+
+def remove_stale_temps(target: Path) -> None:
+    """Remove the temp files beside ``target`` that a killed run left (its process gone).
+
+    Temp names carry the writer's PID (``.out.csv.<pid>-<hex>.tmp``, and a staged
+    ``.out.csv.<pid>.tmp`` with its own temp ``..out.csv.<pid>.tmp.<pid>-<hex>.tmp``);
+    a file whose process still runs is left alone.
+    """
+    pattern = re.compile(rf"\.\.?{re.escape(target.name)}\.(\d+)[.-].*\.tmp")
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return
+    for name in names:
+        m = pattern.fullmatch(name)
+        if m and not _running(int(m.group(1))):
+            _unlink_quietly(target.parent / name)
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # someone else's process
+    return True
 
 
 def _unlink_quietly(path: Path) -> None:

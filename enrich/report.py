@@ -21,6 +21,7 @@ import polars as pl
 from enrich import frames
 from enrich.cache import RESULT_SCHEMA, KeyOutcome
 from enrich.errors import InputError, OutputError
+from enrich.logs import one_line
 from enrich.phones import PHONE_ERROR_CODES
 
 if TYPE_CHECKING:
@@ -209,15 +210,22 @@ def enriched_frame(
 
 
 def error_frame(prep: Prepared, frame: pl.DataFrame) -> pl.DataFrame:
-    """One line per row that did not end ok or no_profile."""
+    """One line per row that did not end ok or no_profile.
+
+    ``error_message`` is made one line with no control character (``logs.one_line``):
+    it may quote a server's text or the start of a garbage body.
+    """
     del prep
-    return frame.filter(~pl.col("bp_status").is_in(["ok", "no_profile"])).select(
+    bad = frame.filter(~pl.col("bp_status").is_in(["ok", "no_profile"]))
+    messages = bad["_message"].drop_nulls().unique().to_list()
+    unsafe = {m: one_line(m) for m in messages if not m.isprintable()}
+    return bad.select(
         pl.col("_row").alias("row"),
         pl.col("_raw").alias("phone"),
         pl.col("bp_phone").alias("phone_normalized"),
         pl.col("_cust").alias("cust_space_id"),
         pl.col("bp_error_code").alias("error_code"),
-        pl.col("_message").alias("error_message"),
+        pl.col("_message").replace(unsafe).alias("error_message"),
         pl.col("_http").alias("http_status"),
         pl.col("bp_request_id").alias("request_id"),
         pl.col("_attempts").alias("attempts"),
@@ -251,8 +259,16 @@ def write_outputs(
     errors: Path,
     summary_path: Path,
     out_fmt: frames.Format,
+    commit: contextlib.AbstractContextManager[None] | None = None,
 ) -> None:
-    """Stage all three outputs, then rename them into place."""
+    """Stage all three outputs, then rename them into place inside ``commit``.
+
+    ``commit`` (default: nothing) is where the run stops being interruptible, so the
+    three renames are never split by a signal. Staged files left by a killed run
+    (its process gone) are removed first.
+    """
+    for target in (output, errors, summary_path):
+        frames.remove_stale_temps(target)
     public = frame.select([c for c in frame.columns if not c.startswith("_")])
     separator = prep.table.separator if prep.table.fmt == "csv" and out_fmt == "csv" else ","
     staged = [
@@ -289,11 +305,12 @@ def write_outputs(
         )
         with frames.atomic_path(staged[2][0], shown_as=summary_path) as tmp:
             tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", "utf-8")
-        for tmp, target in staged:
-            try:
-                os.replace(tmp, target)
-            except OSError as exc:
-                raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
+        with commit or contextlib.nullcontext():
+            for tmp, target in staged:
+                try:
+                    os.replace(tmp, target)
+                except OSError as exc:
+                    raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
     finally:
         for tmp, _ in staged:
             with contextlib.suppress(OSError):

@@ -13,9 +13,8 @@ import asyncio
 import contextlib
 import math
 import random
-import signal
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,13 @@ import polars as pl
 
 from enrich import frames, phones, report
 from enrich.cache import KeyOutcome, Ledger, default_cache_path
-from enrich.client import Answer, CamsClient, endpoint_for_region, validate_endpoint
+from enrich.client import (
+    Answer,
+    CamsClient,
+    endpoint_for_region,
+    is_loopback,
+    validate_endpoint,
+)
 from enrich.errors import (
     EXIT_ERROR_RATE,
     EXIT_OK,
@@ -34,6 +39,7 @@ from enrich.errors import (
     Interrupted,
     UsageError,
 )
+from enrich.interrupts import Interrupts
 from enrich.job import RunConfig
 from enrich.limiter import ConcurrencyGate, Throttle
 from enrich.lock import output_lock
@@ -362,33 +368,34 @@ async def fetch_all(
                 fatal.append(err)
                 stop.set()
                 return
-            if decision == "fatal_space":
-                if space not in dead_spaces:  # once per space: several may be in flight
-                    dead_spaces[space] = err
-                    log.warning(
-                        "space_rejected",
-                        f"CustSpaceId {space!r} rejected ({err.code}); "
-                        "no further calls for its numbers",
-                        cust_space_id=space,
-                        code=err.code,
-                    )
-                continue
-            if decision == "final":
-                if classify_is_api_error(err):
+            if decision == "fatal_space" and space not in dead_spaces:
+                # once per space: several may have been in flight
+                dead_spaces[space] = err
+                log.warning(
+                    "space_rejected",
+                    f"CustSpaceId {space!r} rejected ({err.code}); "
+                    "no further calls for its numbers",
+                    cust_space_id=space,
+                    code=err.code,
+                )
+            if decision in ("final", "fatal_space"):
+                # an API error is an answer: when it came, and its RequestId, as for a profile
+                answered_at = clock() if classify_is_api_error(err) else None
+                if decision == "final" and answered_at is not None:
                     ledger.put_error(
                         key,
                         code=err.code,
                         message=err.message,
                         http_status=err.http_status,
                         request_id=err.request_id,
-                        fetched_at=clock(),
+                        fetched_at=answered_at,
                     )
                 finish(
                     key,
                     KeyOutcome(
                         "error",
                         request_id=err.request_id,
-                        fetched_at=None,
+                        fetched_at=answered_at,
                         error_code=err.code,
                         error_message=err.message,
                         http_status=err.http_status,
@@ -456,26 +463,6 @@ def default_paths(cfg: RunConfig) -> tuple[Path, Path, Path]:
     return output, errors, summary
 
 
-@contextlib.contextmanager
-def _signals(stop_cb: Callable[[], None], enabled: bool) -> Iterator[None]:
-    if not enabled:
-        yield
-        return
-    loop = asyncio.get_running_loop()
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop_cb)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass
-    try:
-        yield
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-
-
 def run(cfg: RunConfig, *, seams: Seams | None = None) -> RunResult:
     """Enrich one file end to end; raises ``EnrichError`` subclasses on failure."""
     return asyncio.run(run_async(cfg, seams=seams or Seams()))
@@ -535,6 +522,7 @@ async def _call_todo(
     credentials: Credentials,
     already_done: int,
     total_keys: int,
+    interrupts: Interrupts,
 ) -> tuple[dict[Key, KeyOutcome], Progress]:
     """Fan out over ``todo``; FatalApiError or Interrupted when the run cannot finish."""
     if not todo:
@@ -570,7 +558,7 @@ async def _call_todo(
         seams.on_progress(progress)  # show the total before the first answer
     ticker = asyncio.ensure_future(_ticker(log, progress, seams.progress_every_s))
     try:
-        with _signals(on_signal, seams.install_signal_handlers):
+        with interrupts.calling(asyncio.get_running_loop(), on_signal):
             outcomes, fatal = await fetch_all(
                 todo,
                 client=client,
@@ -618,7 +606,7 @@ async def run_async(cfg: RunConfig, *, seams: Seams) -> RunResult:
     if cfg.mock and not cfg.cust_space_id and not cfg.cust_space_column:
         cfg = replace(cfg, cust_space_id=DEMO_CUST_SPACE_ID)
     try:
-        with output_lock(output):
+        with Interrupts(enabled=seams.install_signal_handlers) as interrupts, output_lock(output):
             prep = prepare(cfg)
             if cfg.limit is not None:
                 prep = limit_to_first_keys(prep, cfg.limit)
@@ -637,6 +625,7 @@ async def run_async(cfg: RunConfig, *, seams: Seams) -> RunResult:
                     credentials=credentials,
                     already_done=cached.height,
                     total_keys=len(prep.keys),
+                    interrupts=interrupts,
                 )
             frame = report.enriched_frame(
                 prep, report.results_frame(cached, outcomes), join_websites=out_fmt != "parquet"
@@ -674,6 +663,7 @@ async def run_async(cfg: RunConfig, *, seams: Seams) -> RunResult:
                 errors=errors_path,
                 summary_path=summary_path,
                 out_fmt=out_fmt,
+                commit=interrupts.committing(),
             )
             log.info(
                 "end",
@@ -695,12 +685,18 @@ async def run_async(cfg: RunConfig, *, seams: Seams) -> RunResult:
 
 
 def cache_path_for(cfg: RunConfig) -> Path | None:
-    """The ledger file: --cache, or the default one (a separate one for --mock answers)."""
+    """The ledger file: --cache, or a default one. Answers from ``--mock`` and from a
+    loopback ``--endpoint`` (an emulator) get their own default files, so they are
+    never served to a run against the real service."""
     if cfg.no_cache:
         return None
     if cfg.cache is not None:
         return cfg.cache
-    return default_cache_path(mock=cfg.mock)
+    if cfg.mock:
+        return default_cache_path("mock")
+    if cfg.endpoint and is_loopback(validate_endpoint(cfg.endpoint).host):
+        return default_cache_path("local")
+    return default_cache_path()
 
 
 async def _ticker(log: Log, progress: Progress, every_s: float = 30.0) -> None:

@@ -77,19 +77,29 @@ def test_cache_commands_never_create_a_cache(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []  # not even the folder
 
 
-def test_cache_stats_points_at_the_mock_cache(tmp_path: Path, monkeypatch) -> None:
+def test_mock_and_emulator_answers_never_land_in_the_account_cache(
+    emulator, creds, tmp_path: Path, monkeypatch
+) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     src = tmp_path / "n.csv"
     src.write_text("phone\n+8613900000001\n")
     assert invoke("run", str(src), "--mock", "--no-progress").exit_code == 0
+    server = emulator()
+    res = invoke("run", str(src), "--endpoint", server.url, "--cust-space-id", "S1",
+                 "--no-progress", "-o", "n.local.csv")
+    assert res.exit_code == 0, res.stderr
     folder = tmp_path / "xdg" / "cams-enrich"
+    assert sorted(p.name for p in folder.glob("*.sqlite3")) == [
+        "ledger-local.sqlite3", "ledger-mock.sqlite3"]
     res = invoke("cache", "stats")
     assert res.exit_code == 1
     assert res.stderr == (
-        f"enrich: error: no cache at {folder / 'ledger.sqlite3'} yet; --mock answers are kept "
-        f"apart in {folder / 'ledger-mock.sqlite3'}\n")
-    mock = invoke("cache", "stats", "--cache", str(folder / "ledger-mock.sqlite3"))
-    assert json.loads(mock.stdout)["entries"] == 1
+        f"enrich: error: no cache at {folder / 'ledger.sqlite3'} yet; --mock and emulator "
+        f"answers are kept apart in {folder / 'ledger-mock.sqlite3'} and "
+        f"{folder / 'ledger-local.sqlite3'}\n")
+    for name in ("ledger-mock.sqlite3", "ledger-local.sqlite3"):
+        stats = invoke("cache", "stats", "--cache", str(folder / name))
+        assert json.loads(stats.stdout)["entries"] == 1
 
 
 def test_retries_also_stay_under_the_limit(emulator, creds, tmp_path: Path) -> None:

@@ -118,3 +118,56 @@ def test_second_run_on_the_same_output_is_refused(emulator, tmp_path: Path) -> N
     assert err.strip() == (f"enrich: error: another enrich run (PID {first.pid}) is writing "
                            f"{tmp_path / 'n.enriched.csv'}; wait for it to finish or stop it")
     assert first.returncode == 130
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_writing_stops_the_run_and_keeps_the_older_outputs(
+    emulator, tmp_path: Path, signum: int
+) -> None:
+    """Outside the calls too: exit 130 at once, nothing replaced, no temp file left."""
+    server = emulator()
+    src = tmp_path / "n.csv"
+    src.write_text("phone,note\n" + "".join(f"+86139{i % 1000:08d},row {i}\n"
+                                            for i in range(20_000)))
+    args = [*run_args(server.url, src, tmp_path), "-o", "n.out.xlsx"]
+    args[args.index("--rate") + 1] = "100000"
+    args[args.index("--concurrency") + 1] = "64"
+    filled = start(args, tmp_path)  # every number in the cache
+    _, err = filled.communicate(timeout=120)
+    assert filled.returncode == 0, err
+    outputs = ("n.out.xlsx", "n.errors.csv", "n.summary.json")
+    for name in outputs:
+        (tmp_path / name).write_bytes(b"an older good output")
+    before = sorted(p.name for p in tmp_path.iterdir())
+
+    proc = start(args, tmp_path)  # nothing to call: it reads, looks up, writes
+    assert proc.stderr is not None
+    line = proc.stderr.readline()
+    assert "distinct numbers" in line, line  # read and prepared; now writing
+    proc.send_signal(signum)
+    t = time.monotonic()
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - t < 2
+    assert err.strip().splitlines()[-1].startswith("enrich: error: interrupted: nothing written")
+    for name in outputs:
+        assert (tmp_path / name).read_bytes() == b"an older good output"
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no temp file left
+    assert server.stats.requests_total == 1000  # the first run's calls only
+
+
+def test_temp_files_of_killed_runs_are_removed(emulator, tmp_path: Path) -> None:
+    server = emulator()
+    src = numbers_csv(tmp_path / "n.csv", 5)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a process that no longer runs
+    stale = [f".n.enriched.csv.{gone.pid}-deadbeef.tmp",
+             f"..n.errors.csv.{gone.pid}.tmp.{gone.pid}-0badf00d.tmp"]
+    live = f".n.enriched.csv.{os.getppid()}-cafe0000.tmp"  # this test's parent runs
+    for name in [*stale, live]:
+        (tmp_path / name).write_bytes(b"partial")
+    proc = start(run_args(server.url, src, tmp_path), tmp_path)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert not any((tmp_path / name).exists() for name in stale)
+    assert (tmp_path / live).exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import polars as pl
@@ -309,3 +310,30 @@ def test_max_error_rate_exits_4(emulator, creds, contacts: Path, tmp_path: Path)
     assert res.exit_code == 4  # 3 invalid rows of 10
     assert json.loads((tmp_path / "contacts.summary.json").read_text())["exit_code"] == 4
     assert (tmp_path / "contacts.enriched.csv").exists()
+
+
+def test_api_errors_carry_their_request_id_and_time_fresh_or_cached(
+    emulator, creds, tmp_path: Path
+) -> None:
+    """An API error is an answer: its RequestId and time, the same from the cache."""
+    server = emulator()
+    src = tmp_path / "s.csv"
+    src.write_text("space,phone\nS1,+8613800000001\nerr-Biz.NotAllowed,+8613800000002\n"
+                   "foreign-9,+8613800000003\n")
+    args = ["run", str(src), "--endpoint", server.url, "--cust-space-column", "space",
+            "--cache", str(tmp_path / "c.sqlite3"), "--concurrency", "1"]
+
+    def rows(out: str) -> dict[str, dict[str, str]]:
+        res = invoke(*args, "-o", out)
+        assert res.exit_code == 0, res.stderr
+        with (tmp_path / out).open(newline="", encoding="utf-8") as f:
+            return {r["space"]: r for r in csv.DictReader(f)}
+
+    fresh = rows("fresh.csv")
+    for space, code in (("err-Biz.NotAllowed", "Biz.NotAllowed"),
+                        ("foreign-9", "Unknown.ResourceOwnerId")):
+        assert fresh[space]["bp_error_code"] == code
+        assert fresh[space]["bp_request_id"], space
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", fresh[space]["bp_fetched_at"])
+    cached = rows("cached.csv")
+    assert cached["err-Biz.NotAllowed"] == fresh["err-Biz.NotAllowed"]

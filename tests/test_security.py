@@ -533,3 +533,16 @@ def test_text_log_lines_carry_no_line_break_or_terminal_control() -> None:
     assert text == (
         "enrich: warning: server said: \\x1b[2Jcleared\\r\\nX-Forged: 1\\u2028next\\x85end\tok\n"
     )
+
+
+def test_error_report_messages_carry_no_control_character(emulator, creds, tmp_path: Path) -> None:
+    """A garbage body quoted in Client.BadResponse: one line, nothing for a terminal."""
+    server = emulator()
+    (tmp_path / "g.csv").write_text("phone\n+8613800000001\n")
+    res = run("g.csv", "--endpoint", server.url, "--cust-space-id", "fault-garbage-9",
+              "--no-cache", "--max-attempts", "1")
+    assert res.exit_code == 0, res.stderr
+    with (tmp_path / "g.errors.csv").open(newline="", encoding="utf-8") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["error_code"] == "Client.BadResponse"
+    assert row["error_message"].isprintable(), row["error_message"]
