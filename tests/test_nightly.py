@@ -88,7 +88,7 @@ def test_slow_answers_do_not_hold_back_the_first_requests(emulator, creds, tmp_p
     times = sorted(t for t, _ in server.stats.arrivals)
     assert len(times) == 110
     # all sent at the pace (48.75/s), none waiting for a place in flight
-    assert (len(times) - 1) / (times[-1] - times[0]) >= 0.97 * 48.75
+    assert (len(times) - 1) / (times[-1] - times[0]) >= 0.92 * 48.75  # held back: 40.4
 
 
 def test_the_summary_rate_never_reads_over_the_pace(emulator, creds, tmp_path: Path) -> None:
