@@ -1,15 +1,19 @@
-"""SIGINT and SIGTERM, one policy for a whole run, from the lock to the last rename.
+"""SIGINT and SIGTERM, one policy for a run, from before the event loop to after it.
 
 - While answers are being fetched, a signal asks the calls to stop: every answer so
   far is already in the cache, and the run then raises ``Interrupted`` (exit 130).
-- Anywhere else before the outputs are committed (reading, looking up the cache,
-  building and staging the outputs), it raises ``Interrupted`` at once. Staged files
+- Anywhere else before the outputs are committed (reading, normalising, looking up
+  the cache, building and staging the outputs), it stops the run at once. Staged files
   are removed on the way out; older outputs stay as they were.
 - Once the outputs are being committed (the renames into place), the run is done: the
   renames are never split by a signal, and the run ends with its own exit code.
+- After the first signal the run is stopping: a second one changes nothing.
 
-Without this, SIGTERM outside the calls killed the process (exit 143, a staged file
-left behind), and ``asyncio.run`` held a Ctrl-C back until the outputs were written.
+"At once" means raising ``SignalStop`` from the handler. It derives from
+``KeyboardInterrupt`` on purpose: an ``Exception`` raised there would be swallowed by
+any library's ``except Exception`` (phonenumbers has one) or by asyncio when it lands
+in a loop callback, and the run would carry on as if nothing had happened.
+``Interrupts.stop_message`` is what the caller turns it into.
 """
 
 from __future__ import annotations
@@ -22,20 +26,28 @@ from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
-from enrich.errors import Interrupted
-
-__all__ = ["Interrupts"]
+__all__ = ["Interrupts", "SignalStop"]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+class SignalStop(KeyboardInterrupt):
+    """Raised by the signal handler outside the calls (see the module docstring)."""
+
+
 class Interrupts:
-    """Installed for the run with ``with``; a no-op when disabled or off the main thread."""
+    """Installed with ``with``; a no-op when disabled or off the main thread."""
+
+    stop_message = (
+        "interrupted: nothing written (older outputs are as they were); answers "
+        "fetched so far are kept in the cache; run the same command again to resume"
+    )
 
     def __init__(self, *, enabled: bool = True) -> None:
         self._enabled = enabled and threading.current_thread() is threading.main_thread()
         self._previous: dict[int, Any] = {}
         self._calling: tuple[asyncio.AbstractEventLoop, Callable[[], None]] | None = None
+        self._stopping = False
         self.committed = False
 
     def __enter__(self) -> Interrupts:
@@ -73,13 +85,11 @@ class Interrupts:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        if self.committed:
-            return  # the outputs are in place: the run has finished its work
+        if self.committed or self._stopping:
+            return  # the outputs are in place, or the run is already stopping
+        self._stopping = True
         if self._calling is not None:
             loop, stop = self._calling
             loop.call_soon_threadsafe(stop)
             return
-        raise Interrupted(
-            "interrupted: nothing written (older outputs are as they were); answers "
-            "fetched so far are kept in the cache; run the same command again to resume"
-        )
+        raise SignalStop

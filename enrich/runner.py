@@ -39,7 +39,7 @@ from enrich.errors import (
     Interrupted,
     UsageError,
 )
-from enrich.interrupts import Interrupts
+from enrich.interrupts import Interrupts, SignalStop
 from enrich.job import RunConfig
 from enrich.limiter import ConcurrencyGate, Throttle
 from enrich.lock import output_lock
@@ -464,8 +464,17 @@ def default_paths(cfg: RunConfig) -> tuple[Path, Path, Path]:
 
 
 def run(cfg: RunConfig, *, seams: Seams | None = None) -> RunResult:
-    """Enrich one file end to end; raises ``EnrichError`` subclasses on failure."""
-    return asyncio.run(run_async(cfg, seams=seams or Seams()))
+    """Enrich one file end to end; raises ``EnrichError`` subclasses on failure.
+
+    The signal policy (``Interrupts``) holds from before the event loop starts until
+    after it is closed, so asyncio's own Ctrl-C handling never comes into play.
+    """
+    seams = seams or Seams()
+    with Interrupts(enabled=seams.install_signal_handlers) as interrupts:
+        try:
+            return asyncio.run(run_async(cfg, seams=seams, interrupts=interrupts))
+        except SignalStop:
+            raise Interrupted(Interrupts.stop_message) from None
 
 
 def _output_paths(cfg: RunConfig) -> tuple[Path, Path, Path, frames.Format]:
@@ -596,8 +605,11 @@ async def _call_todo(
     return outcomes, progress
 
 
-async def run_async(cfg: RunConfig, *, seams: Seams) -> RunResult:
-    """``run`` inside an event loop."""
+async def run_async(
+    cfg: RunConfig, *, seams: Seams, interrupts: Interrupts | None = None
+) -> RunResult:
+    """``run`` inside an event loop (signals as ``interrupts`` says; none by default)."""
+    interrupts = interrupts or Interrupts(enabled=False)
     log = seams.log or Log(fmt=cfg.log_format)
     started_at = seams.clock()
     t0 = time.monotonic()
@@ -606,7 +618,7 @@ async def run_async(cfg: RunConfig, *, seams: Seams) -> RunResult:
     if cfg.mock and not cfg.cust_space_id and not cfg.cust_space_column:
         cfg = replace(cfg, cust_space_id=DEMO_CUST_SPACE_ID)
     try:
-        with Interrupts(enabled=seams.install_signal_handlers) as interrupts, output_lock(output):
+        with output_lock(output):
             prep = prepare(cfg)
             if cfg.limit is not None:
                 prep = limit_to_first_keys(prep, cfg.limit)
