@@ -47,14 +47,15 @@ CREATE INDEX IF NOT EXISTS answers_fetched_at ON answers (fetched_at);
 
 #: The default cache files: the account's answers, and those of ``--mock`` and of a
 #: loopback ``--endpoint`` (an emulator), each kept apart from the account's.
-CACHE_FILES = {
+CacheKind = Literal["account", "mock", "local"]
+CACHE_FILES: dict[CacheKind, str] = {
     "account": "ledger.sqlite3",
     "mock": "ledger-mock.sqlite3",
     "local": "ledger-local.sqlite3",
 }
 
 
-def default_cache_path(kind: Literal["account", "mock", "local"] = "account") -> Path:
+def default_cache_path(kind: CacheKind = "account") -> Path:
     """``<user cache dir>/cams-enrich/<CACHE_FILES[kind]>`` (platformdirs)."""
     import platformdirs
 

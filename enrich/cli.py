@@ -327,12 +327,13 @@ def _ledger(cache_path: Path | None) -> Any:
 
 
 def _no_cache_line(cache_path: Path | None) -> str:
-    from enrich.cache import default_cache_path
+    from enrich.cache import CACHE_FILES, default_cache_path
 
     if cache_path is not None:
         return f"no cache at {cache_path}"
     default = default_cache_path()
-    apart = [p for p in (default_cache_path("mock"), default_cache_path("local")) if p.exists()]
+    others = (default_cache_path(kind) for kind in CACHE_FILES if kind != "account")
+    apart = [p for p in others if p.exists()]
     if apart:
         where = " and ".join(str(p) for p in apart)
         return f"no cache at {default} yet; --mock and emulator answers are kept apart in {where}"

@@ -109,8 +109,16 @@ class Throttle:
         """The slot just acquired was not used (the request never left): give it back."""
         if self._released:
             self._released.pop()
-        self._limiter.has_capacity()  # leak up to now
-        self._limiter._level = max(0.0, self._limiter._level - 1.0)
+        self._set_level(max(0.0, self._level_now() - 1.0))
+
+    def _level_now(self) -> float:
+        """The bucket's level, leaked up to now (aiolimiter keeps it privately)."""
+        self._limiter.has_capacity()
+        return self._limiter._level
+
+    def _set_level(self, level: float) -> None:
+        """Set the bucket's level and let the next waiter go (or set its timer)."""
+        self._limiter._level = level
         self._limiter._wake_next()
 
     def _answered(self, now: float) -> float:
@@ -173,11 +181,9 @@ class Throttle:
         if delay <= 0:
             return
         delay = min(delay, self.params.window_s)
-        self._limiter.has_capacity()  # leak up to now
         # the bucket leaks at the pace and releases once it is down to ``max_rate - 1``
         slack = self._limiter.max_rate - 1.0
-        self._limiter._level = max(self._limiter._level, delay * self.pace + slack)
-        self._limiter._wake_next()
+        self._set_level(max(self._level_now(), delay * self.pace + slack))
 
     def on_success(self) -> None:
         """An answer that was not a throttle: climb back towards ``--rate``."""
