@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from enrich.emulator.stats import max_in_window
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 AK, SECRET = "testAKID", "testSecret"
@@ -182,16 +184,6 @@ class Emulator:
     def stats(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"{self.url}/_emulator/stats", timeout=30) as resp:
             return json.loads(resp.read())
-
-
-def max_in_window(times: list[float], window_s: float = 1.0) -> int:
-    """Most of the sorted ``times`` in any half-open window ``[t, t + window_s)``."""
-    best, start = 0, 0
-    for end, moment in enumerate(times):
-        while moment - times[start] >= window_s:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 def arrival_figures(stats: dict[str, Any]) -> dict[str, Any]:

@@ -8,17 +8,8 @@ import itertools
 import pytest
 from aiolimiter import AsyncLimiter
 
+from enrich.emulator.stats import max_in_window
 from enrich.limiter import AdaptParams, ConcurrencyGate, Throttle
-
-
-def max_in_window(times: list[float], window: float = 1.0) -> int:
-    times = sorted(times)
-    best, j = 0, 0
-    for i, t in enumerate(times):
-        while times[j] <= t - window:
-            j += 1
-        best = max(best, i - j + 1)
-    return best
 
 
 async def _starts(acquire, n: int) -> list[float]:

@@ -14,7 +14,13 @@ MAX_ARRIVALS: Final = 1_000_000
 
 
 def max_in_window(times: list[float], window_s: float = 1.0) -> int:
-    """Most of the sorted ``times`` inside any half-open window ``[t, t + window_s)``."""
+    """Most of ``times`` inside any half-open window ``[t, t + window_s)``.
+
+    The one sliding-window count of the project: the emulator's stats, the
+    tests and the benchmarks all use it. ``times`` may come in any order
+    (tasks finish out of order); a sorted list costs one pass.
+    """
+    times = sorted(times)
     best = 0
     start = 0
     for end, moment in enumerate(times):
