@@ -1,12 +1,17 @@
-"""Hermetic test fixtures: a clean environment and a private working folder."""
+"""Hermetic test fixtures: a clean environment, a private working folder, real emulators."""
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from enrich.emulator import EmulatorServer
 
 
 @pytest.fixture(autouse=True)
@@ -20,25 +25,45 @@ def clean_environ(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
     yield
 
 
-@pytest.fixture
-def emulator() -> Iterator[object]:
-    """Start real emulator servers on 127.0.0.1: ``emulator(rate_limit=10, ...)``.
-
-    The limit is off unless the test asks for one: the rate is tested on its own.
-    """
+@contextlib.contextmanager
+def _emulators() -> Iterator[Callable[..., EmulatorServer]]:
+    """``start(**config)`` starts a real emulator server on 127.0.0.1; all stop at the end."""
     from enrich.emulator import EmulatorConfig, EmulatorServer
 
     servers: list[EmulatorServer] = []
 
-    def start(**config: object) -> EmulatorServer:
+    def start(**config: Any) -> EmulatorServer:
         config.setdefault("rate_limit", 0)
-        server = EmulatorServer(EmulatorConfig(**config)).start()  # type: ignore[arg-type]
+        server = EmulatorServer(EmulatorConfig(**config)).start()
         servers.append(server)
         return server
 
-    yield start
-    for server in servers:
-        server.stop()
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.stop()
+
+
+@pytest.fixture
+def emulator() -> Iterator[Callable[..., EmulatorServer]]:
+    """Start real emulator servers on 127.0.0.1: ``emulator(rate_limit=10, ...)``.
+
+    The limit is off unless the test asks for one: the rate is tested on its own.
+    """
+    with _emulators() as start:
+        yield start
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[EmulatorServer]:
+    """One emulator with the default config and no limit, shared by a module's tests.
+
+    For tests that only need its answers: its stats add up across the module, so a
+    test that counts requests or sets a config starts its own with ``emulator``.
+    """
+    with _emulators() as start:
+        yield start()
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,17 +42,10 @@ import xlsxwriter
 from click.testing import CliRunner, Result
 
 from enrich.cli import cli
-from enrich.emulator import EmulatorConfig, EmulatorServer
+from enrich.emulator import EmulatorServer
 
 DATA = Path(__file__).parent / "data" / "bad"
 CREDS = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "testAKID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "testSecret"}
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[EmulatorServer]:
-    srv = EmulatorServer(EmulatorConfig(rate_limit=0)).start()
-    yield srv
-    srv.stop()
 
 
 # ---------------------------------------------------------------- builders of special files

@@ -192,21 +192,6 @@ def signed(server: EmulatorServer, cust: str = "space-1", phone: str = PHONE, **
     return sign_acs3(host_of(server), {"CustSpaceId": cust, "PhoneNumber": phone}, **kw)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def emulator() -> Iterator[callable]:
-    """Start EmulatorServers with a config; all are stopped at teardown."""
-    started: list[EmulatorServer] = []
-
-    def start(**config: object) -> EmulatorServer:
-        server = EmulatorServer(EmulatorConfig(**config)).start()  # type: ignore[arg-type]
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
-
-
 def assert_error(reply: Reply, status: int, code: str) -> None:
     assert reply.status == status, reply.body
     assert reply.headers["content-type"] == "application/json;charset=utf-8"
@@ -515,6 +500,7 @@ def test_max_in_window() -> None:
     assert max_in_window([0.0, 0.5, 0.99, 1.0, 1.2]) == 4  # [0.5, 1.5)
     assert max_in_window([0.0, 0.5, 1.0, 1.5]) == 2  # half-open windows
     assert max_in_window([0.0, 0.1, 0.2], window_s=0.15) == 2
+    assert max_in_window([1.2, 0.0, 0.99, 0.5, 1.0]) == 4  # in any order
 
 
 # -- errors on demand ----------------------------------------------------------------------
@@ -651,7 +637,7 @@ def test_fault_hang_outlasts_the_client_timeout_then_answers(emulator) -> None:
 
 
 def test_stop_releases_hanging_requests_promptly(emulator) -> None:
-    server = EmulatorServer(EmulatorConfig(hang_s=60)).start()
+    server = emulator(hang_s=60)
     query, headers = signed(server, cust="fault-hang-1")
 
     async def hang_then_stop() -> BaseException | None:

@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import csv
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import xlsxwriter
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from enrich.cli import cli
-from enrich.emulator import EmulatorConfig, EmulatorServer
+from enrich.emulator import EmulatorServer
 from enrich.frames import read_table
 
 ENV = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "testAKID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "testSecret"}
@@ -40,13 +38,6 @@ rows = st.lists(st.tuples(cell, st.sampled_from(PHONES), cell), min_size=1, max_
 # XLSX has no empty row: a row with no value at all is not read (frames.read_table).
 xlsx_rows = st.lists(st.tuples(cell, st.sampled_from(PHONES), cell).filter(any), min_size=1,
                      max_size=6)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[EmulatorServer]:
-    srv = EmulatorServer(EmulatorConfig(rate_limit=0)).start()
-    yield srv
-    srv.stop()
 
 
 def _run(folder: Path, server: EmulatorServer, *args: str) -> None:

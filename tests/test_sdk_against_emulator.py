@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 from alibabacloud_cams20200606 import models
@@ -17,7 +16,6 @@ from alibabacloud_tea_openapi.models import Config
 
 from enrich.emulator import (
     THROTTLE_RETRY_AFTER_MS,
-    EmulatorConfig,
     EmulatorServer,
     data_on_wire,
     no_profile_form,
@@ -42,12 +40,6 @@ def _numbers() -> list[str]:
 
 
 NUMBERS = _numbers()
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[EmulatorServer]:
-    with EmulatorServer(EmulatorConfig(rate_limit=0)) as running:
-        yield running
 
 
 def sdk(
@@ -160,11 +152,9 @@ def test_documented_errors_reach_the_sdk(
         ("InvalidAccessKeyId.NotFound", 404),
     ],
 )
-def test_force_code_reaches_the_sdk(code: str, status: int) -> None:
-    with (
-        EmulatorServer(EmulatorConfig(force_code=code)) as forced,
-        pytest.raises(ClientException) as caught,
-    ):
+def test_force_code_reaches_the_sdk(emulator, code: str, status: int) -> None:
+    forced = emulator(force_code=code)
+    with pytest.raises(ClientException) as caught:
         query(sdk(forced), "space", "8613800001234")
     assert (caught.value.code, caught.value.status_code) == (code, status)
 
@@ -185,13 +175,12 @@ def test_wrong_secret_does_not_match(server: EmulatorServer, v1: bool) -> None:
     assert ("POST&%2F&" in caught.value.message) is v1
 
 
-def test_the_real_limit_reaches_the_sdk() -> None:
-    with EmulatorServer(EmulatorConfig(rate_limit=2)) as limited:
-        client = sdk(limited)
+def test_the_real_limit_reaches_the_sdk(emulator) -> None:
+    client = sdk(emulator(rate_limit=2))
+    query(client, "space", "8613800001234")
+    query(client, "space", "8613800001234")
+    with pytest.raises(ClientException) as caught:
         query(client, "space", "8613800001234")
-        query(client, "space", "8613800001234")
-        with pytest.raises(ClientException) as caught:
-            query(client, "space", "8613800001234")
     assert caught.value.code == "System.LimitControl"
 
 
