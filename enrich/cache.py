@@ -14,19 +14,16 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
 
-from enrich.client import Answer, Profile
 from enrich.errors import OutputError
+from enrich.types import Answer, Key, KeyOutcome, Profile, Status
 
 __all__ = ["CACHE_FILES", "RESULT_SCHEMA", "KeyOutcome", "Ledger", "default_cache_path"]
 
-Key = tuple[str, str]
-Status = Literal["ok", "no_profile", "error"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS answers (
@@ -74,20 +71,6 @@ RESULT_SCHEMA: dict[str, pl.DataType] = {
     "r_message": pl.String(),
     "r_http": pl.Int64(),
 }
-
-
-@dataclass(frozen=True, slots=True)
-class KeyOutcome:
-    """How one (CustSpaceId, number) key ended: what the ledger keeps and the report shows."""
-
-    status: Literal["ok", "no_profile", "error"]
-    profile: Profile | None = None
-    request_id: str | None = None
-    fetched_at: float | None = None
-    error_code: str | None = None
-    error_message: str | None = None
-    http_status: int | None = None
-    attempts: int = 0  # 0 for an answer taken from the ledger
 
 
 class Ledger:

@@ -11,7 +11,7 @@ import polars as pl
 from enrich.cache import Ledger
 from enrich.job import RunConfig
 from enrich.limiter import AdaptParams
-from enrich.runner import DEMO_CUST_SPACE_ID, cache_path_for, limit_to_first_keys, prepare
+from enrich.prepare import DEMO_CUST_SPACE_ID, cache_path_for, limit_to_first_keys, prepare
 
 __all__ = ["check", "render_check"]
 

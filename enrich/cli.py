@@ -17,7 +17,7 @@ from click.core import ParameterSource
 from enrich import errors as E
 from enrich.job import RunConfig, apply_job_file, parse_duration
 from enrich.logs import one_line
-from enrich.signing import utc_timestamp
+from enrich.types import utc_timestamp
 
 __all__ = ["cli", "main"]
 

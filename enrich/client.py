@@ -8,20 +8,20 @@ pure function (``parse_response``) so it can be tested on arbitrary bytes.
 from __future__ import annotations
 
 import email.utils
-import ipaddress
 import json
 import re
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import aiohttp
 from yarl import URL
 
-from enrich.errors import CallError, UsageError
+from enrich.endpoints import endpoint_for_region, is_loopback, validate_endpoint
+from enrich.errors import CallError
 from enrich.signing import Credentials, canonical_query, new_nonce, sign_request
+from enrich.types import Answer, Profile
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -46,87 +46,6 @@ _PROFILE_FIELDS = (
     ("Email", "email"),
     ("ProfilePictureUrl", "profile_picture_url"),
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Profile:
-    """A WhatsApp business profile, texts stripped, empty → None."""
-
-    about: str | None = None
-    address: str | None = None
-    description: str | None = None
-    vertical: str | None = None
-    email: str | None = None
-    profile_picture_url: str | None = None
-    websites: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        """A plain dict for the cache."""
-        return {
-            "about": self.about,
-            "address": self.address,
-            "description": self.description,
-            "vertical": self.vertical,
-            "email": self.email,
-            "profile_picture_url": self.profile_picture_url,
-            "websites": list(self.websites),
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Profile:
-        """Inverse of ``to_json``."""
-        return cls(
-            data.get("about"),
-            data.get("address"),
-            data.get("description"),
-            data.get("vertical"),
-            data.get("email"),
-            data.get("profile_picture_url"),
-            tuple(data.get("websites") or ()),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """A successful answer: a profile, or None when the number has none."""
-
-    profile: Profile | None
-    request_id: str | None
-    fetched_at: float
-
-
-def is_loopback(host: str | None) -> bool:
-    """True for localhost, 127.0.0.0/8 and ::1."""
-    if not host:
-        return False
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def endpoint_for_region(region_id: str) -> str:
-    """The public endpoint of a region: ``https://cams.<region>.aliyuncs.com``."""
-    if not re.fullmatch(r"[a-z0-9-]+", region_id):
-        raise UsageError(f"--region-id {region_id!r} is not a region id such as ap-southeast-1")
-    return f"https://cams.{region_id}.aliyuncs.com"
-
-
-def validate_endpoint(endpoint: str) -> URL:
-    """Parse ``--endpoint``; plain http is refused unless the host is loopback."""
-    url = URL(endpoint.strip())
-    if url.scheme not in ("http", "https") or not url.host:
-        raise UsageError(
-            f"--endpoint {endpoint!r} is not an http(s) URL such as https://cams.ap-southeast-1.aliyuncs.com"
-        )
-    if url.scheme == "http" and not is_loopback(url.host):
-        raise UsageError(
-            f"--endpoint {endpoint!r} uses plain http to a non-loopback host; use https "
-            "(http is allowed only for 127.0.0.1/localhost)"
-        )
-    return url.with_path("/").with_query(None).with_fragment(None)
 
 
 def _strip(value: object) -> str | None:

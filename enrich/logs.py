@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Callable
 from typing import Any, Literal, TextIO
 
-from enrich.signing import utc_timestamp
+from enrich.types import utc_timestamp
 
 __all__ = ["Log", "mask_phone", "one_line"]
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from enrich.job import RunConfig
 from enrich.logs import Log
 from enrich.phones import PHONE_ERROR_CODES
-from enrich.runner import Progress
+from enrich.types import Progress
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -12,20 +12,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 
 from enrich import frames
-from enrich.cache import RESULT_SCHEMA, KeyOutcome
-from enrich.errors import InputError, OutputError
+from enrich.cache import RESULT_SCHEMA
+from enrich.errors import OutputError
 from enrich.logs import one_line
 from enrich.phones import PHONE_ERROR_CODES
-
-if TYPE_CHECKING:
-    from enrich.runner import Key, Prepared
+from enrich.prepare import Prepared, refuse_enriched_input
+from enrich.types import API_TEXT_COLUMNS, BP_COLUMNS, ERROR_COLUMNS, Key, KeyOutcome
 
 __all__ = [
     "API_TEXT_COLUMNS",
@@ -39,36 +38,6 @@ __all__ = [
     "write_outputs",
 ]
 
-BP_COLUMNS = (
-    "bp_status",
-    "bp_phone",
-    "bp_about",
-    "bp_address",
-    "bp_description",
-    "bp_vertical",
-    "bp_email",
-    "bp_profile_picture_url",
-    "bp_websites",
-    "bp_fetched_at",
-    "bp_request_id",
-    "bp_error_code",
-)
-#: Text that came from the API: neutralised against formulas in CSV and XLSX.
-#: (bp_status, bp_phone and bp_fetched_at are ours, never the API's text.)
-API_TEXT_COLUMNS = tuple(
-    c for c in BP_COLUMNS if c not in ("bp_status", "bp_phone", "bp_fetched_at")
-)
-ERROR_COLUMNS = (
-    "row",
-    "phone",
-    "phone_normalized",
-    "cust_space_id",
-    "error_code",
-    "error_message",
-    "http_status",
-    "request_id",
-    "attempts",
-)
 _PROFILE_ATTRS = (
     ("bp_about", "about"),
     ("bp_address", "address"),
@@ -128,16 +97,6 @@ def results_frame(cached: pl.DataFrame, fresh: Mapping[Key, KeyOutcome]) -> pl.D
         "r_http",
         pl.Series("r_attempts", attempts, dtype=pl.Int64),
     )
-
-
-def refuse_enriched_input(columns: Sequence[str]) -> None:
-    """InputError when the input already has ``bp_*`` columns (an enriched file)."""
-    clash = [c for c in BP_COLUMNS if c in columns]
-    if clash:
-        raise InputError(
-            f"{', '.join(clash)} already in the input: is it an enriched file? "
-            "Enrich the original file instead"
-        )
 
 
 def enriched_frame(

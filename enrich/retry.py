@@ -1,7 +1,9 @@
 """Retry policy as data: which failure is retried, final or fatal, and how long to wait.
 
 ``RULES`` is an ordered table; the first rule that matches a ``CallError`` decides.
-The runner never decides by itself: it asks ``classify`` and ``backoff_s``.
+The fan-out never decides by itself: it asks ``RetryPolicy.verdict`` what to do with
+a failure (retry, report, stop the run, or stop calling one CustSpaceId; whether the
+outcome is worth remembering in the ledger) and ``backoff_s`` how long to wait.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ __all__ = [
     "Decision",
     "RetryPolicy",
     "Rule",
+    "Verdict",
     "classify",
+    "is_service_answer",
 ]
 
 #: retry: try again after a backoff; final: report the row; fatal: stop the run;
@@ -36,6 +40,9 @@ class Rule:
     prefixes: tuple[str, ...] = ()
     statuses: range | None = None
     throttle: bool = False  # a throttle answer also slows the whole run down
+    # A final outcome of this class is kept in the ledger when the service gave it.
+    # Transient failures (retry rules whose attempts ran out) and account errors are not.
+    cache: bool = False
 
     def matches(self, err: CallError) -> bool:
         """True when this rule applies to ``err``."""
@@ -70,6 +77,31 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+#: What a failure matching no rule is: reported, and remembered when the service gave it.
+FINAL = Rule("final", "final", cache=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the fan-out does with one failed attempt.
+
+    ``decision``: ``retry``, ``final`` (report the row), ``fatal`` (stop the run) or
+    ``fatal_space`` (no further calls for this CustSpaceId). ``throttle``: slow the
+    run down. ``cache``: keep the final outcome in the ledger. ``answered``: the
+    service itself gave this error, so it has a time and a RequestId like an answer.
+    """
+
+    decision: Decision
+    throttle: bool
+    cache: bool
+    answered: bool
+
+
+def is_service_answer(err: CallError) -> bool:
+    """True when the service itself gave the error (an API code), not our client side."""
+    return not err.code.startswith("Client.")
+
+
 def classify(err: CallError) -> Rule | None:
     """The first matching rule, or None: final (reported, not retried)."""
     for rule in RULES:
@@ -94,6 +126,19 @@ class RetryPolicy:
         if rule.decision == "retry" and attempts >= self.max_attempts:
             return "final", rule.throttle
         return rule.decision, rule.throttle
+
+    def verdict(self, err: CallError, attempts: int, *, single_space: bool) -> Verdict:
+        """The whole decision after ``attempts`` tries ended in ``err``.
+
+        With a single CustSpaceId for the run, a rejected space is a rejected run.
+        """
+        rule = classify(err) or FINAL
+        decision, throttle = self.decide(err, attempts)
+        if decision == "fatal_space" and single_space:
+            decision = "fatal"
+        answered = is_service_answer(err)
+        cache = decision == "final" and rule.cache and answered
+        return Verdict(decision, throttle, cache, answered)
 
     def backoff_s(
         self, attempts: int, err: CallError, *, rand: Callable[[], float] = random.random

@@ -13,12 +13,12 @@ import base64
 import hashlib
 import hmac
 import os
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from enrich.errors import InputError
+from enrich.types import utc_timestamp
 
 __all__ = [
     "ACTION",
@@ -105,11 +105,6 @@ def canonical_request(
     signed = ";".join(names)
     text = f"{method}\n{path}\n{canonical_query(query)}\n{block}\n{signed}\n{payload_hash}"
     return text, signed
-
-
-def utc_timestamp(now: float) -> str:
-    """``%Y-%m-%dT%H:%M:%SZ`` for a POSIX time."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
 
 
 def new_nonce() -> str:
