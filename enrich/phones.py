@@ -16,6 +16,7 @@ import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumber, ValidationResult
 
 from enrich.errors import InputError, UsageError
+from enrich.text import shown_name
 
 __all__ = [
     "MISSING_PHONE",
@@ -76,13 +77,8 @@ def column_key(name: str) -> str:
 _ALIAS_KEYS: Final = frozenset(column_key(alias) for alias in PHONE_ALIASES)
 
 
-def _shown(name: str) -> str:
-    """A column name as a one-line message shows it (control characters escaped)."""
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in name)
-
-
 def _list_columns(columns: Sequence[str]) -> str:
-    shown = ", ".join(_shown(c) for c in columns[:_MAX_LISTED_COLUMNS])
+    shown = ", ".join(shown_name(c) for c in columns[:_MAX_LISTED_COLUMNS])
     if len(columns) > _MAX_LISTED_COLUMNS:
         shown += f", … ({len(columns)} columns)"
     return shown or "(none)"
@@ -107,9 +103,9 @@ def find_phone_column(
         if explicit in columns:
             return explicit
         near = [c for c in columns if column_key(c) == column_key(explicit)]
-        hint = f" (did you mean '{_shown(near[0])}'?)" if len(near) == 1 else ""
+        hint = f" (did you mean '{shown_name(near[0])}'?)" if len(near) == 1 else ""
         raise InputError(
-            f"column '{_shown(explicit)}' not found in {source}{hint}; "
+            f"column '{shown_name(explicit)}' not found in {source}{hint}; "
             f"columns: {_list_columns(columns)}"
         )
     matches = [c for c in columns if column_key(c) in _ALIAS_KEYS]
@@ -122,7 +118,7 @@ def find_phone_column(
             f"no phone column found in {source}; name it with --phone-column NAME "
             f"(columns: {_list_columns(columns)}){hint}"
         )
-    names = ", ".join(f"'{_shown(c)}'" for c in matches)
+    names = ", ".join(f"'{shown_name(c)}'" for c in matches)
     raise InputError(
         f"several columns of {source} look like phone columns ({names}); "
         f"choose one with --phone-column NAME"

@@ -658,3 +658,46 @@ def test_csv_round_trip_preserves_every_text_cell(
         assert empty_is_null(again) == [
             tuple(neutralize(v) if v else None for v in row) for row in df.rows()
         ]
+
+
+# ------------------------------------------------------------------- the package layout
+
+FRAMES_DIR = Path(__file__).resolve().parent.parent / "enrich" / "frames"
+
+
+def test_facade_exposes_the_public_names() -> None:
+    import enrich.frames as frames
+
+    used = {"read_table", "write_table", "Table", "Format", "format_for", "parse_separator",
+            "cell_texts", "neutralize", "atomic_path", "remove_stale_temps", "staged_outputs",
+            "CSV_SEPARATORS", "DANGEROUS_PREFIXES"}
+    assert used <= set(frames.__all__)
+    for name in frames.__all__:
+        assert getattr(frames, name) is not None, name
+
+
+def test_frames_modules_are_small_and_never_import_the_facade() -> None:
+    modules = sorted(FRAMES_DIR.glob("*.py"))
+    assert len(modules) > 5
+    for module in modules:
+        text = module.read_text("utf-8")
+        assert text.count("\n") <= 450, module.name
+        if module.name != "__init__.py":
+            assert "from enrich import frames" not in text, module.name
+            assert "from enrich.frames import" not in text, module.name
+
+
+def test_staged_outputs_renames_all_or_none() -> None:
+    from enrich.frames import staged_outputs
+
+    targets = [Path("a.csv"), Path("b.json")]
+    targets[0].write_text("old a")
+    with staged_outputs(targets) as staged:
+        for tmp, text in zip(staged, ["new a", "new b"], strict=True):
+            tmp.write_text(text)
+    assert [t.read_text() for t in targets] == ["new a", "new b"]
+    with pytest.raises(RuntimeError), staged_outputs(targets) as staged:
+        staged[0].write_text("half")
+        raise RuntimeError
+    assert [t.read_text() for t in targets] == ["new a", "new b"]
+    assert sorted(p.name for p in Path().iterdir()) == ["a.csv", "b.json"]

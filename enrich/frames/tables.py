@@ -1,0 +1,129 @@
+"""``read_table`` and ``write_table``: the format from the extension, then its module."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Final
+
+import polars as pl
+from polars.exceptions import PolarsError
+from xlsxwriter.exceptions import XlsxWriterException
+
+from enrich.errors import OutputError
+from enrich.frames._common import Format, Table, check_input, format_for, parse_separator, reason
+from enrich.frames.cells import for_spreadsheet
+from enrich.frames.csv_read import read_csv
+from enrich.frames.parquet import read_parquet, write_parquet
+from enrich.frames.staging import atomic_path
+from enrich.frames.xlsx_read import read_xlsx
+from enrich.frames.xlsx_write import write_xlsx
+
+__all__ = ["read_table", "write_table"]
+
+_ENRICHED_PREFIX: Final = "bp_"
+
+
+def read_table(
+    path: Path, *, sheet: str | int | None = None, separator: str | None = None
+) -> Table:
+    """Read a CSV, Parquet or XLSX file (format from the extension).
+
+    * CSV: every column is text, exactly as written; empty fields are null.
+      The separator is sniffed among ``,`` ``;`` tab ``|`` unless given; a UTF-8
+      BOM is dropped. Blank lines are skipped, except in a one-column file,
+      where a blank line is an empty value.
+    * Parquet: every column keeps its dtype.
+    * XLSX: ``sheet`` is a sheet name, or a 1-based position (an ``int``, or a
+      string of digits that names no sheet); the first sheet by default.
+      Columns keep the type Excel stored (numbers, dates, booleans, text); a
+      column mixing types is read as text. Rows with no value at all are
+      skipped. The other sheets are read too, to be carried to the output.
+
+    ``sheet`` is ignored for CSV and Parquet, ``separator`` for all but CSV.
+    A file with a header and no data rows is read as 0 rows.
+
+    Raises:
+        InputError: the file is missing, unreadable, empty or malformed; one
+            line naming the file and what to fix.
+        UsageError: ``separator`` is not a single usable character.
+    """
+    fmt = format_for(path, role="input")
+    sep = parse_separator(separator) if separator is not None and fmt == "csv" else None
+    size = check_input(path)
+    if fmt == "csv":
+        return read_csv(path, sep)
+    if fmt == "parquet":
+        return Table(df=read_parquet(path, size), fmt="parquet")
+    return read_xlsx(path, sheet)
+
+
+def write_table(
+    df: pl.DataFrame,
+    path: Path,
+    *,
+    fmt: Format,
+    api_text_columns: Sequence[str],
+    list_columns: Sequence[str] = ("bp_websites",),
+    sheet_name: str | None = None,
+    other_sheets: Mapping[str, pl.DataFrame] | None = None,
+    separator: str = ",",
+    enriched_columns: Sequence[str] | None = None,
+    shown_as: Path | None = None,
+    numeric_cells: Mapping[str, Mapping[str, pl.Series]] | None = None,
+) -> None:
+    """Write ``df`` to ``path`` atomically, whole or not at all.
+
+    * Parquet: as is; lists stay lists, nothing is neutralised.
+    * CSV and XLSX: each column of ``list_columns`` becomes its items joined by
+      a single space (an empty or null list → an empty cell); text cells of
+      ``api_text_columns`` and ``list_columns`` starting with ``=``, ``+``,
+      ``-``, ``@``, tab or CR get a leading ``'`` (``neutralize``). Other
+      columns are written unchanged.
+    * CSV: UTF-8 without BOM, ``separator``, quotes only where needed, null
+      as an empty field.
+    * XLSX: the data sheet (``sheet_name``, default ``Sheet1``) then
+      ``other_sheets`` in order; text is always a text cell (never a formula,
+      never a URL or number), numbers, dates and booleans keep their types;
+      the header row is frozen and filterable; the headers of
+      ``enriched_columns`` (default: those starting with ``bp_``) are
+      coloured; column widths fit their contents up to a cap; the cells that
+      ``numeric_cells`` (``Table.numeric_cells``) marks in text columns are
+      written back as numbers.
+
+    An older file at ``path`` stays untouched when writing fails. Messages name
+    ``shown_as`` (default ``path``): the file the user asked for when ``path``
+    is a staging file.
+
+    Raises:
+        OutputError: the file cannot be written; one line naming it and why.
+    """
+    shown = shown_as or path
+    if path.is_dir():
+        raise OutputError(f"cannot write {shown}: it is a directory")
+    with atomic_path(path, shown_as=shown) as tmp:
+        try:
+            if fmt == "parquet":
+                write_parquet(df, tmp)
+                return
+            flat = for_spreadsheet(df, api_text_columns=api_text_columns, list_columns=list_columns)
+            if fmt == "csv":
+                flat.write_csv(tmp, separator=separator, null_value="")
+                return
+            highlighted = (
+                set(enriched_columns)
+                if enriched_columns is not None
+                else {c for c in df.columns if c.startswith(_ENRICHED_PREFIX)}
+            )
+            write_xlsx(
+                shown,
+                tmp,
+                flat,
+                sheet_name=sheet_name or "Sheet1",
+                other_sheets=other_sheets or {},
+                highlighted=highlighted,
+                numeric_cells=numeric_cells or {},
+            )
+        except (PolarsError, pl.exceptions.PanicException, XlsxWriterException, ValueError) as exc:
+            # OSError is left to atomic_path, which says it the same way.
+            raise OutputError(f"cannot write {shown}: {reason(exc)}") from None
