@@ -1,7 +1,7 @@
 """The run's throttle: one gate that every request passes, retries included.
 
-``Throttle`` paces request *starts* with an ``aiolimiter.AsyncLimiter`` whose bucket
-holds a single request, so there is never a burst (a plain ``AsyncLimiter(10, 1)``
+``Throttle`` paces request *starts* with a ``LeakyBucket`` of its own that holds a
+single request, so there is never a burst (a plain ``aiolimiter.AsyncLimiter(10, 1)``
 lets 19 through in the first second). It paces a few percent under ``--rate``
 because a request may reach the service some milliseconds after it was released.
 The bucket also holds a few milliseconds of slack (``timer_slack_s``, never half a
@@ -32,6 +32,12 @@ sent at the old one), so it does not lower the pace again. Answers are matched t
 releases in order (first released, first answered), which is close enough at any
 steady latency and needs no help from the caller.
 
+``LeakyBucket`` is the few lines of bucket the Throttle needs, owned here rather than
+reached into inside a third-party limiter: a level that leaks at the pace, a FIFO
+queue of waiters on the event loop and one timer for the first of them; an unused
+slot can be given back, the pace changed (the time elapsed so far accounted at the
+old one) and releases held for a delay.
+
 ``ConcurrencyGate`` bounds requests in flight to what the pace needs at the
 observed latency (rate × latency × headroom), within a cap.
 """
@@ -44,11 +50,140 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
-from aiolimiter import AsyncLimiter
+__all__ = ["AdaptParams", "ConcurrencyGate", "LeakyBucket", "Throttle"]
 
-__all__ = ["AdaptParams", "ConcurrencyGate", "Throttle"]
+# A wait this short is no wait: a timer set for it could fire again and again on a
+# clock that has not moved (float rounding), never letting the waiter go.
+_EPSILON_S = 1e-9
+
+
+class _Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
+class LeakyBucket:
+    """Requests leak out at ``rate``/s; one fits while the level is at most ``capacity - 1``.
+
+    ``capacity`` is one request plus any slack (below 2: never two at once). Waiters
+    are served first come, first served, by a single timer set for the first of them.
+    ``clock`` (seconds) defaults to the running loop's time and ``call_later`` to the
+    running loop's ``call_later``; tests pass their own.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        capacity: float,
+        *,
+        clock: Callable[[], float] | None = None,
+        call_later: Callable[[float, Callable[[], None]], _Timer] | None = None,
+    ) -> None:
+        self._check(rate, capacity)
+        self._rate = rate
+        self._capacity = capacity
+        self._clock = clock
+        self._call_later = call_later
+        self._level = 0.0
+        self._checked: float | None = None  # when the level was last leaked
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._timer: _Timer | None = None
+
+    @staticmethod
+    def _check(rate: float, capacity: float) -> None:
+        if rate <= 0 or capacity < 1:
+            raise ValueError("a bucket needs rate > 0 and capacity >= 1")
+
+    @property
+    def rate(self) -> float:
+        """Requests per second leaking out."""
+        return self._rate
+
+    @property
+    def capacity(self) -> float:
+        """One request plus the slack."""
+        return self._capacity
+
+    @property
+    def level(self) -> float:
+        """The level now (leaked up to now)."""
+        self._leak()
+        return self._level
+
+    @property
+    def waiting(self) -> int:
+        """Waiters not yet let go (cancelled ones may still count until the next wake)."""
+        return len(self._waiters)
+
+    def _now(self) -> float:
+        return self._clock() if self._clock else asyncio.get_running_loop().time()
+
+    def _leak(self) -> None:
+        now = self._now()
+        if self._checked is not None:
+            self._level = max(0.0, self._level - (now - self._checked) * self._rate)
+        self._checked = now
+
+    def wait_s(self) -> float:
+        """Seconds until one more request fits (0 when it fits now)."""
+        self._leak()
+        wait = (self._level + 1.0 - self._capacity) / self._rate
+        return wait if wait > _EPSILON_S else 0.0
+
+    async def acquire(self) -> None:
+        """Wait for room for one request, then take it."""
+        if not self._waiters and self.wait_s() == 0:
+            self._level += 1.0
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        self._wake()
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.give_back()  # let go, then cancelled before it could use its slot
+            else:
+                self._wake()  # the next waiter may be first now
+            raise
+
+    def give_back(self) -> None:
+        """A request taken was not sent: its room is free again."""
+        self._leak()
+        self._level = max(0.0, self._level - 1.0)
+        self._wake()
+
+    def set_rate(self, rate: float, capacity: float) -> None:
+        """Leak at ``rate`` from now on; the time elapsed so far leaks at the old rate."""
+        self._check(rate, capacity)
+        self._leak()
+        self._rate, self._capacity = rate, capacity
+        self._wake()
+
+    def hold(self, delay_s: float) -> None:
+        """Let nothing go for ``delay_s`` from now (or longer, if already waiting longer)."""
+        self._leak()
+        self._level = max(self._level, self._capacity - 1.0 + delay_s * self._rate)
+        self._wake()
+
+    def _wake(self) -> None:
+        """Let go every waiter that fits now, and set the timer for the next one."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        waiters = self._waiters
+        while waiters:
+            if waiters[0].done():  # cancelled while waiting
+                waiters.popleft()
+                continue
+            wait = self.wait_s()
+            if wait > 0:
+                call_later = self._call_later or asyncio.get_running_loop().call_later
+                self._timer = call_later(wait, self._wake)
+                return
+            self._level += 1.0
+            waiters.popleft().set_result(None)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,8 +222,7 @@ class Throttle:
         self.rate = rate
         self.max_pace = rate * self.params.headroom
         self.pace = self.max_pace
-        capacity = self._capacity(self.pace)
-        self._limiter = AsyncLimiter(capacity, capacity / self.pace)
+        self._bucket = LeakyBucket(self.pace, self._capacity(self.pace))
         self._clock = clock
         self._last_decrease = -math.inf
         self._last_increase = -math.inf
@@ -102,24 +236,14 @@ class Throttle:
 
     async def acquire(self) -> None:
         """Wait for this request's slot; answer it with one ``on_success``/``on_throttle``."""
-        await self._limiter.acquire()
+        await self._bucket.acquire()
         self._released.append(self._now())
 
     def unused(self) -> None:
         """The slot just acquired was not used (the request never left): give it back."""
         if self._released:
             self._released.pop()
-        self._set_level(max(0.0, self._level_now() - 1.0))
-
-    def _level_now(self) -> float:
-        """The bucket's level, leaked up to now (aiolimiter keeps it privately)."""
-        self._limiter.has_capacity()
-        return self._limiter._level
-
-    def _set_level(self, level: float) -> None:
-        """Set the bucket's level and let the next waiter go (or set its timer)."""
-        self._limiter._level = level
-        self._limiter._wake_next()
+        self._bucket.give_back()
 
     def _answered(self, now: float) -> float:
         """Release time of the request this answer is for (oldest unanswered first)."""
@@ -136,12 +260,8 @@ class Throttle:
         return 1.0 + min(0.5, pace * self.params.timer_slack_s, room)
 
     def _set_pace(self, pace: float) -> None:
-        # Account the time elapsed so far at the old pace, then change it.
-        self._limiter.has_capacity()
         self.pace = pace
-        self._limiter.max_rate = self._capacity(pace)
-        self._limiter.time_period = self._limiter.max_rate / pace
-        self._limiter._rate_per_sec = pace  # aiolimiter keeps the derived rate privately
+        self._bucket.set_rate(pace, self._capacity(pace))
 
     def on_throttle(self) -> None:
         """A throttle answer: slow the whole run down (once per window)."""
@@ -180,10 +300,7 @@ class Throttle:
         """Release nothing for ``delay`` seconds (at most a window), then go on at the pace."""
         if delay <= 0:
             return
-        delay = min(delay, self.params.window_s)
-        # the bucket leaks at the pace and releases once it is down to ``max_rate - 1``
-        slack = self._limiter.max_rate - 1.0
-        self._set_level(max(self._level_now(), delay * self.pace + slack))
+        self._bucket.hold(min(delay, self.params.window_s))
 
     def on_success(self) -> None:
         """An answer that was not a throttle: climb back towards ``--rate``."""

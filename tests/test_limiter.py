@@ -9,7 +9,7 @@ import pytest
 from aiolimiter import AsyncLimiter
 
 from enrich.emulator.stats import max_in_window
-from enrich.limiter import AdaptParams, ConcurrencyGate, Throttle
+from enrich.limiter import AdaptParams, ConcurrencyGate, LeakyBucket, Throttle
 
 
 async def _starts(acquire, n: int) -> list[float]:
@@ -237,3 +237,165 @@ def test_an_unused_slot_is_given_back() -> None:
         return loop.time() - t
 
     assert asyncio.run(main()) < 0.05
+
+
+# -- the bucket, on an injected clock and timer (no real time) -------------------------
+
+
+class FakeTimers:
+    """``call_later`` for a ``LeakyBucket``: timers fire when the test says, late if asked."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.pending: list[asyncio.TimerHandle] = []
+
+    def __call__(self, delay: float, callback) -> asyncio.TimerHandle:
+        handle = asyncio.TimerHandle(self.clock.t + delay, callback, (), asyncio.get_running_loop())
+        self.pending.append(handle)
+        return handle
+
+    async def run_until(self, until: float, *, late: float = 0.0) -> None:
+        """Fire every timer due by ``until`` (each ``late`` seconds late), in time order."""
+        while True:
+            due = [h for h in self.pending if not h.cancelled() and h.when() + late <= until]
+            if not due:
+                break
+            handle = min(due, key=lambda h: h.when())
+            self.pending.remove(handle)
+            self.clock.t = max(self.clock.t, handle.when() + late)
+            handle._run()
+            await asyncio.sleep(0)  # the waiter let go runs
+        self.clock.t = until
+        await asyncio.sleep(0)
+
+
+def _bucket(rate: float, capacity: float = 1.0):
+    clock = FakeClock()
+    timers = FakeTimers(clock)
+    return LeakyBucket(rate, capacity, clock=clock, call_later=timers), clock, timers
+
+
+def _taker(bucket: LeakyBucket, clock: FakeClock, log: list[float], tag=None):
+    async def take() -> None:
+        await bucket.acquire()
+        log.append(clock.t if tag is None else tag)
+
+    return asyncio.ensure_future(take())
+
+
+def test_bucket_lets_one_go_per_slot_and_never_two_at_once() -> None:
+    async def main() -> list[float]:
+        bucket, clock, timers = _bucket(10)
+        got: list[float] = []
+        tasks = [_taker(bucket, clock, got) for _ in range(5)]
+        await asyncio.sleep(0)
+        assert got == [0.0]  # the first at once, the others wait
+        assert [round(h.when(), 9) for h in timers.pending if not h.cancelled()] == [0.1]
+        await timers.run_until(1.0)
+        await asyncio.gather(*tasks)
+        return got
+
+    assert [round(t, 9) for t in asyncio.run(main())] == [0.0, 0.1, 0.2, 0.3, 0.4]
+
+
+def test_bucket_slack_absorbs_late_timers_without_letting_more_through() -> None:
+    # 5 ms of slack at 10/s: timers firing 3 ms late lose nothing over ten slots …
+    async def main(capacity: float, late: float) -> list[float]:
+        bucket, clock, timers = _bucket(10, capacity)
+        got: list[float] = []
+        tasks = [_taker(bucket, clock, got) for _ in range(11)]
+        await asyncio.sleep(0)
+        await timers.run_until(2.0, late=late)
+        await asyncio.gather(*tasks)
+        return got
+
+    slack = asyncio.run(main(1.05, 0.003))
+    # a slot may go up to 5 ms early, so a timer 3 ms late still lets it go on time
+    gaps = [b - a for a, b in itertools.pairwise(slack)]
+    assert gaps[1:] == pytest.approx([0.1] * 9)
+    assert slack[-1] == pytest.approx(1.0 - 0.005 + 0.003)  # not 30 ms behind
+    assert max_in_window(slack) <= 1 + 10 * 1.005
+    # … while a bucket of exactly one loses the 3 ms on every slot
+    exact = asyncio.run(main(1.0, 0.003))
+    assert exact[-1] == pytest.approx(10 * 0.103)
+
+
+def test_bucket_waiters_are_served_in_order_and_a_cancelled_one_takes_nothing() -> None:
+    async def main() -> list[str]:
+        bucket, clock, timers = _bucket(10)
+        order: list[str] = []
+        await bucket.acquire()
+        a, b, c = (_taker(bucket, clock, order, tag) for tag in "abc")
+        await asyncio.sleep(0)
+        b.cancel()
+        await asyncio.sleep(0)
+        await timers.run_until(0.1)
+        assert order == ["a"]
+        await timers.run_until(0.2)  # c gets the next slot, not the one after
+        assert order == ["a", "c"]
+        await asyncio.gather(a, c)
+        return order
+
+    assert asyncio.run(main()) == ["a", "c"]
+
+
+def test_bucket_gives_an_unused_slot_back_at_once() -> None:
+    async def main() -> list[float]:
+        bucket, clock, _timers = _bucket(2)  # a slot every 0.5 s
+        got: list[float] = []
+        await bucket.acquire()
+        clock.t = 0.1
+        waiter = _taker(bucket, clock, got)
+        await asyncio.sleep(0)
+        assert got == []
+        bucket.give_back()  # the first was never sent
+        await asyncio.sleep(0)
+        assert got == [0.1]
+        await waiter
+        return got
+
+    assert asyncio.run(main()) == [0.1]
+
+
+def test_bucket_rate_change_keeps_the_time_already_leaked() -> None:
+    async def main() -> float:
+        bucket, clock, timers = _bucket(10)
+        got: list[float] = []
+        await bucket.acquire()  # level 1 at t = 0
+        waiter = _taker(bucket, clock, got)
+        await asyncio.sleep(0)
+        clock.t = 0.05  # half a slot leaked at 10/s …
+        bucket.set_rate(1, 1.0)  # … the other half now leaks at 1/s: 0.5 s more
+        assert bucket.rate == 1
+        await timers.run_until(0.54)
+        assert got == []
+        await timers.run_until(0.56)
+        await waiter
+        return got[0]
+
+    assert asyncio.run(main()) == pytest.approx(0.55)
+
+
+def test_bucket_hold_lets_nothing_go_for_the_delay_then_paces_again() -> None:
+    async def main() -> list[float]:
+        bucket, clock, timers = _bucket(10, 1.05)
+        got: list[float] = []
+        await bucket.acquire()
+        clock.t = 0.2  # a slot is free …
+        bucket.hold(0.3)  # … but nothing goes before 0.5
+        tasks = [_taker(bucket, clock, got) for _ in range(2)]
+        await asyncio.sleep(0)
+        assert got == []
+        await timers.run_until(1.0)
+        await asyncio.gather(*tasks)
+        assert bucket.waiting == 0
+        return got
+
+    assert [round(t, 9) for t in asyncio.run(main())] == [0.5, 0.6]
+
+
+def test_bucket_refuses_nonsense() -> None:
+    with pytest.raises(ValueError):
+        LeakyBucket(0, 1.0)
+    with pytest.raises(ValueError):
+        LeakyBucket(10, 0.5)
