@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import click
 from click.core import ParameterSource
@@ -137,7 +137,32 @@ def _config(ctx: click.Context, input_path: Path | None, params: dict[str, Any])
     return apply_job_file(job, overrides, defaults)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _LazyGroup(click.Group):
+    """A group whose heavier commands are imported only when they are asked for.
+
+    ``enrich emulator`` pulls in the aiohttp server; ``enrich check`` must not.
+    """
+
+    lazy: ClassVar[dict[str, tuple[str, str]]] = {
+        "emulator": ("enrich.emulator.command", "emulator_command"),
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            import importlib
+
+            module, attr = self.lazy[cmd_name]
+            self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(
+    cls=_LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(package_name="cams-enrich", prog_name="enrich")
 def cli() -> None:
     """Enrich phone lists with WhatsApp business profiles from Alibaba Cloud CAMS.
@@ -407,13 +432,6 @@ def cache_clear(cache_path: Path | None) -> None:
     click.echo(f"cleared {n} answers")
 
 
-def _register_emulator() -> None:
-    from enrich.emulator.command import emulator_command
-
-    cli.add_command(emulator_command, "emulator")
-
-
-_register_emulator()
 
 
 def main() -> None:
