@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ import polars as pl
 
 from enrich import frames
 from enrich.cache import RESULT_SCHEMA
-from enrich.errors import OutputError
 from enrich.logs import one_line
 from enrich.phones import PHONE_ERROR_CODES
 from enrich.prepare import Prepared, refuse_enriched_input
@@ -204,10 +202,6 @@ def row_counts(frame: pl.DataFrame) -> dict[str, Any]:
     return {"ok": ok, "no_profile": nop, "error_rows": bad.height, "errors_by_code": by_code}
 
 
-def _staging(target: Path) -> Path:
-    return target.with_name(f".{target.name}.{os.getpid()}.tmp")
-
-
 def write_outputs(
     prep: Prepared,
     frame: pl.DataFrame,
@@ -224,21 +218,15 @@ def write_outputs(
 
     ``commit`` (default: nothing) is where the run stops being interruptible, so the
     three renames are never split by a signal. Staged files left by a killed run
-    (its process gone) are removed first.
+    (its process gone) are removed first (``frames.staged_outputs``).
     """
-    for target in (output, errors, summary_path):
-        frames.remove_stale_temps(target)
     public = frame.select([c for c in frame.columns if not c.startswith("_")])
     separator = prep.table.separator if prep.table.fmt == "csv" and out_fmt == "csv" else ","
-    staged = [
-        (_staging(output), output),
-        (_staging(errors), errors),
-        (_staging(summary_path), summary_path),
-    ]
-    try:
+    targets = (output, errors, summary_path)
+    with frames.staged_outputs(targets, commit=commit) as (out_tmp, err_tmp, summary_tmp):
         frames.write_table(
             public,
-            staged[0][0],
+            out_tmp,
             fmt=out_fmt,
             api_text_columns=API_TEXT_COLUMNS,
             list_columns=("bp_websites",),
@@ -250,7 +238,7 @@ def write_outputs(
         )
         frames.write_table(
             err_frame,
-            staged[1][0],
+            err_tmp,
             fmt="csv",
             # ``phone`` and ``cust_space_id`` are input values: as they were, like the
             # input columns of the output (SPEC.md); the rest came from the API.
@@ -262,15 +250,5 @@ def write_outputs(
             list_columns=(),
             shown_as=errors,
         )
-        with frames.atomic_path(staged[2][0], shown_as=summary_path) as tmp:
+        with frames.atomic_path(summary_tmp, shown_as=summary_path) as tmp:
             tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", "utf-8")
-        with commit or contextlib.nullcontext():
-            for tmp, target in staged:
-                try:
-                    os.replace(tmp, target)
-                except OSError as exc:
-                    raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from None
-    finally:
-        for tmp, _ in staged:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
