@@ -74,11 +74,13 @@ def _cust_series(cfg: RunConfig, df: pl.DataFrame, n: int) -> pl.Series:
     return pl.repeat(space, n, dtype=pl.String, eager=True)
 
 
-def prepare(cfg: RunConfig) -> Prepared:
-    """Read the input, find the phone column, normalise every distinct value."""
+def prepare(cfg: RunConfig, *, table: frames.Table | None = None) -> Prepared:
+    """Read the input (or take ``table``, a frame given by the Python API), find the
+    phone column, normalise every distinct value."""
     if cfg.default_region:
         phones.validate_region(cfg.default_region)
-    table = frames.read_table(cfg.input, sheet=cfg.sheet, separator=cfg.separator)
+    if table is None:
+        table = frames.read_table(cfg.input, sheet=cfg.sheet, separator=cfg.separator)
     df = table.df
     refuse_enriched_input(df.columns)
     column = phones.find_phone_column(df.columns, explicit=cfg.phone_column, source=cfg.input.name)
