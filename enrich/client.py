@@ -20,10 +20,17 @@ from yarl import URL
 
 from enrich.endpoints import endpoint_for_region, is_loopback, validate_endpoint
 from enrich.errors import CallError
-from enrich.signing import Credentials, canonical_query, new_nonce, sign_request
+from enrich.signing import (
+    Credentials,
+    CredentialsProvider,
+    canonical_query,
+    new_nonce,
+    sign_request,
+)
 from enrich.types import Answer, Profile
 
 __all__ = [
+    "EXPIRED_TOKEN",
     "MAX_BODY_BYTES",
     "Answer",
     "CamsClient",
@@ -37,6 +44,9 @@ __all__ = [
 
 #: A QueryPhoneBusinessProfile answer is a few KB; anything beyond this is refused unread.
 MAX_BODY_BYTES = 1_000_000
+
+#: The answer to a request signed with an STS token the service holds expired.
+EXPIRED_TOKEN = "InvalidSecurityToken.Expired"
 
 _PROFILE_FIELDS = (
     ("About", "about"),
@@ -218,24 +228,72 @@ def parse_response(
 Clock = Callable[[], float]
 
 
+class _Static:
+    """Fixed credentials: nothing to refresh."""
+
+    def __init__(self, credentials: Credentials) -> None:
+        self._credentials = credentials
+
+    async def get(self) -> Credentials:
+        return self._credentials
+
+    async def refresh(self, stale: Credentials | None = None) -> bool:
+        return False
+
+
+class _Asked:
+    """A coroutine function asked before every attempt; a refresh asks it once more."""
+
+    def __init__(self, ask: Callable[[], Awaitable[Credentials]]) -> None:
+        self._ask = ask
+
+    async def get(self) -> Credentials:
+        return await self._ask()
+
+    async def refresh(self, stale: Credentials | None = None) -> bool:
+        return (await self._ask()) != stale
+
+
+CredentialsLike = Credentials | CredentialsProvider | Callable[[], Awaitable[Credentials]]
+
+
+def _provider_of(credentials: CredentialsLike) -> CredentialsProvider:
+    if isinstance(credentials, Credentials):
+        return _Static(credentials)
+    if callable(getattr(credentials, "get", None)) and callable(
+        getattr(credentials, "refresh", None)
+    ):
+        return credentials  # type: ignore[return-value]
+    if callable(credentials):
+        return _Asked(credentials)
+    raise TypeError(f"credentials: expected Credentials or a provider, got {type(credentials)}")
+
+
 class CamsClient:
     """Signed QueryPhoneBusinessProfile calls over one aiohttp session (connection reuse).
 
+    ``credentials`` is fixed ``Credentials``, a ``CredentialsProvider``
+    (``enrich.credentials.CredentialSource``), or a coroutine function giving
+    ``Credentials``: every attempt asks for credentials valid when it leaves.
+
     Seams: ``session`` (the transport), ``clock`` (wall time for x-acs-date),
-    ``nonce`` (the signature nonce source).
+    ``nonce`` (the signature nonce source), ``before_resend`` (awaited before
+    the one request that follows an ``InvalidSecurityToken.Expired``: the runner
+    takes a slot of its throttle there, so the pace counts it).
     """
 
     def __init__(
         self,
         *,
         endpoint: str | URL,
-        credentials: Credentials,
+        credentials: CredentialsLike,
         timeout_s: float = 10.0,
         connect_timeout_s: float = 5.0,
         session: aiohttp.ClientSession | None = None,
         clock: Clock = time.time,
         nonce: Callable[[], str] = new_nonce,
         max_connections: int = 256,
+        before_resend: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self._url = endpoint if isinstance(endpoint, URL) else validate_endpoint(endpoint)
         port = self._url.explicit_port
@@ -243,7 +301,10 @@ class CamsClient:
         if ":" in host:
             host = f"[{host}]"
         self._host = f"{host}:{port}" if port else host
-        self._credentials = credentials
+        self._credentials = _provider_of(credentials)
+        self._before_resend = before_resend
+        #: Requests sent again after ``InvalidSecurityToken.Expired`` (not in ``attempt``).
+        self.resends = 0
         self._timeout = aiohttp.ClientTimeout(
             total=timeout_s, connect=min(connect_timeout_s, timeout_s)
         )
@@ -276,11 +337,33 @@ class CamsClient:
             self._session = None
 
     async def query(self, cust_space_id: str, phone_number: str, *, attempt: int = 1) -> Answer:
-        """One signed call (a fresh date and nonce each time); ``CallError`` on any failure."""
+        """One signed call (a fresh date and nonce each time); ``CallError`` on any failure.
+
+        An ``InvalidSecurityToken.Expired`` answer is sent again once, at once,
+        with freshly fetched credentials when the provider has others; a second
+        one (or none to be had) is raised, and the retry policy holds it fatal.
+        The provider's own errors (``credentials.CredentialsUnavailable``) pass through.
+        """
         params = {"CustSpaceId": cust_space_id, "PhoneNumber": phone_number}
+        credentials = await self._credentials.get()
+        try:
+            return await self._signed_call(params, credentials, attempt)
+        except CallError as err:
+            if err.code != EXPIRED_TOKEN or not credentials.security_token:
+                raise
+            if not await self._credentials.refresh(credentials):
+                raise
+        if self._before_resend is not None:
+            await self._before_resend()
+        self.resends += 1
+        return await self._signed_call(params, await self._credentials.get(), attempt)
+
+    async def _signed_call(
+        self, params: dict[str, str], credentials: Credentials, attempt: int
+    ) -> Answer:
         extra = {"x-acs-retry-attempts": str(attempt - 1)} if attempt > 1 else None
         signed = sign_request(
-            self._credentials,
+            credentials,
             host=self._host,
             query=params,
             now=self._clock(),

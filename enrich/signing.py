@@ -15,6 +15,7 @@ import hmac
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 from urllib.parse import quote
 
 from enrich.errors import InputError
@@ -27,6 +28,7 @@ __all__ = [
     "EMPTY_SHA256",
     "USER_AGENT",
     "Credentials",
+    "CredentialsProvider",
     "SignedRequest",
     "acs3_signature",
     "canonical_query",
@@ -54,6 +56,24 @@ class Credentials:
     access_key_id: str
     access_key_secret: str = field(repr=False)
     security_token: str | None = field(default=None, repr=False)
+
+
+class CredentialsProvider(Protocol):
+    """Where a client gets each attempt's credentials (``enrich.credentials.CredentialSource``).
+
+    ``get`` is asked before every attempt and is cheap while the cached credentials
+    stay valid. ``refresh(stale)`` is called after the service declared ``stale``
+    expired: it fetches anew (once for any number of callers holding the same stale
+    credentials) and says whether the credentials now differ from ``stale``.
+    """
+
+    async def get(self) -> Credentials:
+        """Credentials valid for a request leaving now."""
+        ...
+
+    async def refresh(self, stale: Credentials | None = None) -> bool:
+        """Fetch anew unless someone already replaced ``stale``; True if they differ now."""
+        ...
 
 
 def credentials_from_env(environ: Mapping[str, str] | None = None) -> Credentials:

@@ -21,6 +21,15 @@ Authentication, as the real gateway does it
     An STS token starting with ``expired`` / ``malformed`` →
     ``InvalidSecurityToken.Expired`` / ``.Malformed``.
 
+STS credentials (:mod:`enrich.emulator.sts`)
+    ``GET /credentials`` is a credentials URI (``ALIBABA_CLOUD_CREDENTIALS_URI``):
+    it mints a key, secret and token valid for ``sts_lifetime_s`` (``?lifetime=S``
+    per call). Requests signed with them are accepted while the token is valid,
+    then answered 400 ``InvalidSecurityToken.Expired``; without their own token,
+    ``InvalidSecurityToken.MismatchWithAccessKey``. They share the first key's
+    limit. ``?fault=garbage|error|http500|incomplete|hang|revoked|revoked-<n>``
+    picks a failure (``revoked``: the API holds them expired already).
+
 Limit
     At most ``rate_limit`` (default 10, 0 = unlimited) admitted requests per
     AccessKeyId in any sliding 1-second window; beyond it, 400

@@ -25,6 +25,7 @@ from enrich.emulator.codes import error_spec, missing_parameter_message
 from enrich.emulator.config import ALL_FAULTS, EmulatorConfig
 from enrich.emulator.profiles import data_json
 from enrich.emulator.stats import EmulatorStats
+from enrich.emulator.sts import CREDENTIALS_PATH, StsIssuer
 
 __all__ = ["STATS_KEY", "THROTTLE_RETRY_AFTER_MS", "make_app"]
 
@@ -96,6 +97,11 @@ class _Emulator:
         self.fault_rng = random.Random(config.seed)
         self.jitter_rng = random.Random(f"jitter:{config.seed}")
         self.stopping = asyncio.Event()
+        self.sts = StsIssuer(
+            lifetime_s=config.sts_lifetime_s,
+            account=next(iter(config.keys)),
+            clock=config.clock,
+        )
 
     # -- bodies --------------------------------------------------------------
 
@@ -223,12 +229,15 @@ class _Emulator:
                 body=body,
                 keys=self.config.keys,
                 now=self.config.clock(),
+                sts=self.sts.get,
             )
         except AuthError as exc:
             return err(exc.code, exc.message)
         if not self.nonces.check_and_add(who.access_key_id, who.nonce, now=moment):
             return err("SignatureNonceUsed")
-        if not self.limiter.admit(who.access_key_id, moment):
+        minted = self.sts.get(who.access_key_id)
+        account = who.access_key_id if minted is None else minted.account
+        if not self.limiter.admit(account, moment):
             return err("System.LimitControl")
         if self.config.force_code is not None:
             return err(self.config.force_code)
@@ -335,6 +344,41 @@ async def _api(request: web.Request) -> web.StreamResponse:
     return _response(answer, request_id)
 
 
+_CREDENTIAL_FAULTS: Final = ("garbage", "error", "http500", "incomplete", "hang", "revoked")
+
+
+async def _credentials(request: web.Request) -> web.StreamResponse:
+    """A credentials URI (``ALIBABA_CLOUD_CREDENTIALS_URI``): see :mod:`enrich.emulator.sts`."""
+    state = request.app[_STATE_KEY]
+    fault = request.query.get("fault", "")
+    kind, _, count = fault.partition("-")
+    if fault and (kind not in _CREDENTIAL_FAULTS or (count and not count.isdigit())):
+        return web.json_response(
+            {"Code": "InvalidParameter", "Message": f"Emulator: unknown fault {fault!r}; "
+             f"kinds: {', '.join(_CREDENTIAL_FAULTS)} (revoked-<n> too)"},
+            status=400,
+        )
+    try:
+        lifetime = float(request.query["lifetime"]) if "lifetime" in request.query else None
+    except ValueError:
+        lifetime = None
+    state.stats.record_credentials(fault or "ok")
+    if kind == "hang":
+        await state.wait_or_stop(state.config.hang_s)
+        return _drop(request)
+    if kind == "garbage":
+        return web.Response(status=200, body=_GARBAGE, content_type="application/json")
+    if kind == "http500":
+        return web.Response(status=500, body=_GATEWAY_HTML, content_type="text/html")
+    if kind == "error":
+        return web.json_response({"Code": "Failed", "Message": "Emulator: no credentials"})
+    revoked = kind == "revoked" and (not count or state.sts.served(fault) <= int(count))
+    body = state.sts.mint(lifetime_s=lifetime, revoked=revoked).to_json()
+    if kind == "incomplete":
+        del body["SecurityToken"]
+    return web.json_response(body)
+
+
 async def _stats(request: web.Request) -> web.Response:
     with_arrivals = request.query.get("arrivals", "1") not in ("0", "false", "no")
     return web.json_response(request.app[STATS_KEY].to_json(arrivals=with_arrivals))
@@ -353,6 +397,7 @@ def make_app(config: EmulatorConfig, *, stats: EmulatorStats | None = None) -> w
     """The emulator as an aiohttp application.
 
     Routes: ``POST /`` (the API; ``GET /`` too, which V1 callers may sign),
+    ``GET /credentials`` (a credentials URI minting STS keys, :mod:`enrich.emulator.sts`),
     ``GET /_emulator/stats`` (JSON snapshot of :class:`EmulatorStats`;
     ``?arrivals=0`` leaves the arrival list out) and
     ``POST /_emulator/reset``. The stats object is ``app[STATS_KEY]`` (pass
@@ -364,6 +409,7 @@ def make_app(config: EmulatorConfig, *, stats: EmulatorStats | None = None) -> w
     app[_STATE_KEY] = _Emulator(config, app[STATS_KEY])
     app.router.add_post("/", _api)
     app.router.add_get("/", _api, allow_head=False)  # V1 callers may sign a GET
+    app.router.add_get(CREDENTIALS_PATH, _credentials)
     app.router.add_get("/_emulator/stats", _stats)
     app.router.add_post("/_emulator/reset", _reset)
     app.on_shutdown.append(_on_shutdown)

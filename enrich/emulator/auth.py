@@ -16,12 +16,13 @@ import hmac
 import re
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 from urllib.parse import unquote_plus
 
 from enrich.emulator.codes import error_spec, missing_parameter_message
+from enrich.emulator.sts import StsCredential
 
 __all__ = [
     "ACTION",
@@ -30,6 +31,7 @@ __all__ = [
     "AuthError",
     "Authenticated",
     "NonceStore",
+    "StsLookup",
     "acs3_canonical_request",
     "decode_query",
     "header_map",
@@ -54,6 +56,8 @@ _UNRESERVED: Final = frozenset(
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~"
 )
 _TIMESTAMP_RE: Final = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z")
+#: The STS keys the emulator minted: AccessKeyId → its credential, or None.
+StsLookup = Callable[[str], StsCredential | None]
 #: Headers that must be present in an ACS3 request (and signed).
 _ACS3_REQUIRED: Final = ("x-acs-date", "x-acs-signature-nonce", "x-acs-content-sha256")
 
@@ -205,6 +209,26 @@ def _check_token(token: str | None) -> None:
         raise AuthError("InvalidSecurityToken.Expired")
 
 
+def _check_minted(minted: StsCredential, token: str | None, now: float) -> None:
+    """A minted key needs its own token, and is refused once that has expired."""
+    if token is None or not hmac.compare_digest(token, minted.token):
+        raise AuthError("InvalidSecurityToken.MismatchWithAccessKey")
+    if now >= minted.expires_at:
+        raise AuthError("InvalidSecurityToken.Expired")
+
+
+def _secret_of(
+    access_key_id: str, keys: Mapping[str, str], sts: StsLookup | None
+) -> tuple[str, StsCredential | None]:
+    secret = keys.get(access_key_id)
+    if secret is not None:
+        return secret, None
+    minted = sts(access_key_id) if sts is not None else None
+    if minted is None:
+        raise AuthError("InvalidAccessKeyId.NotFound")
+    return minted.secret, minted
+
+
 def _check_api(action: str | None, version: str | None) -> None:
     if action != ACTION:
         raise AuthError(
@@ -222,11 +246,10 @@ def _verify_acs3(
     body: bytes,
     keys: Mapping[str, str],
     now: float,
+    sts: StsLookup | None = None,
 ) -> Authenticated:
     credential, signed_list, signature = _acs3_fields(headers["authorization"][0])
-    secret = keys.get(credential)
-    if secret is None:
-        raise AuthError("InvalidAccessKeyId.NotFound")
+    secret, minted = _secret_of(credential, keys, sts)
     signed = [name.strip().lower() for name in signed_list.split(";") if name.strip()]
     signed_set = set(signed)
     for name in _ACS3_REQUIRED:
@@ -274,7 +297,11 @@ def _verify_acs3(
             "IncompleteSignature", "x-acs-accesskey-id differs from the Credential's AccessKeyId."
         )
     token = headers.get("x-acs-security-token")
-    _check_token(None if token is None else token[0].strip())
+    token_value = None if token is None else token[0].strip()
+    if minted is None:
+        _check_token(token_value)
+    else:
+        _check_minted(minted, token_value, now)
     _check_api(_single(headers, "x-acs-action"), _single(headers, "x-acs-version"))
     return Authenticated(
         scheme=ACS3,
@@ -294,15 +321,14 @@ def _verify_v1(
     params: Sequence[tuple[str, str]],
     keys: Mapping[str, str],
     now: float,
+    sts: StsLookup | None = None,
 ) -> Authenticated:
     values = dict(params)
     for name in ("AccessKeyId", "Signature", "SignatureNonce", "Timestamp"):
         if not values.get(name):
             raise AuthError("MissingParameter", missing_parameter_message(name))
     access_key_id = values["AccessKeyId"]
-    secret = keys.get(access_key_id)
-    if secret is None:
-        raise AuthError("InvalidAccessKeyId.NotFound")
+    secret, minted = _secret_of(access_key_id, keys, sts)
     if values.get("SignatureMethod") != "HMAC-SHA1" or values.get("SignatureVersion") != "1.0":
         raise AuthError(
             "IncompleteSignature",
@@ -323,7 +349,10 @@ def _verify_v1(
             + string_to_sign,
         )
     token = values.get("SecurityToken")
-    _check_token(token)
+    if minted is None:
+        _check_token(token)
+    else:
+        _check_minted(minted, token, now)
     _check_api(values.get("Action"), values.get("Version"))
     return Authenticated(
         scheme=V1,
@@ -341,6 +370,7 @@ def verify(
     body: bytes,
     keys: Mapping[str, str],
     now: float,
+    sts: StsLookup | None = None,
 ) -> Authenticated:
     """Authenticate one request or raise :class:`AuthError` with the gateway's code.
 
@@ -349,12 +379,14 @@ def verify(
     ACS3-HMAC-SHA256; else a ``Signature`` parameter means V1 (HMAC-SHA1).
     Checks, in order: the credential names a known key, the date is within
     15 minutes of ``now``, the signature, the STS token, the action and
-    version. The nonce is the caller's to check (it needs memory).
+    version. The nonce is the caller's to check (it needs memory). ``sts``
+    looks up the STS keys the emulator minted: such a key must come with its
+    own token, and is answered ``InvalidSecurityToken.Expired`` once that expired.
     """
     if "authorization" in headers:
-        return _verify_acs3(method, params, headers, body, keys, now)
+        return _verify_acs3(method, params, headers, body, keys, now, sts)
     if _first(params, "Signature") is not None or _first(params, "AccessKeyId") is not None:
-        return _verify_v1(method, params, keys, now)
+        return _verify_v1(method, params, keys, now, sts)
     raise AuthError("MissingParameter", missing_parameter_message("AccessKeyId"))
 
 

@@ -35,6 +35,9 @@ ERRORS: Final[dict[str, ErrorSpec]] = {
     ),
     "InvalidSecurityToken.Expired": ErrorSpec(400, "Specified SecurityToken is expired."),
     "InvalidSecurityToken.Malformed": ErrorSpec(400, "Specified SecurityToken is malformed."),
+    "InvalidSecurityToken.MismatchWithAccessKey": ErrorSpec(
+        400, "Specified SecurityToken mismatch with the AccessKey."
+    ),
     "MissingParameter": ErrorSpec(
         400, "The input parameter that is mandatory for processing this request is not supplied."
     ),

@@ -43,7 +43,9 @@ class EmulatorConfig:
     fault drawn from ``faults`` by an RNG seeded with ``seed``. ``force_code``
     answers every authenticated request with that error code. ``hang_s`` is
     how long a ``hang`` fault holds its answer. ``clock`` gives "now" (Unix
-    seconds) for the ``x-acs-date`` / ``Timestamp`` check.
+    seconds) for the ``x-acs-date`` / ``Timestamp`` check and for STS expiry.
+    ``sts_lifetime_s`` is how long the STS credentials served at
+    ``GET /credentials`` (a credentials URI) stay valid.
     """
 
     keys: Mapping[str, str] = field(default_factory=_default_keys)
@@ -56,6 +58,7 @@ class EmulatorConfig:
     hang_s: float = 60.0
     seed: int = 0
     clock: Callable[[], float] = time.time
+    sts_lifetime_s: float = 3600.0
 
     def __post_init__(self) -> None:
         if not self.keys:
@@ -71,5 +74,7 @@ class EmulatorConfig:
             raise ValueError(
                 f"unknown fault kind(s) {', '.join(unknown)}; known: {', '.join(ALL_FAULTS)}"
             )
+        if self.sts_lifetime_s <= 0:
+            raise ValueError(f"sts_lifetime_s must be > 0, got {self.sts_lifetime_s}")
         if self.fault_rate > 0 and not self.faults:
             raise ValueError("fault_rate > 0 needs at least one fault kind")

@@ -13,6 +13,7 @@ from aiohttp import web
 from enrich.emulator.app import STATS_KEY, make_app
 from enrich.emulator.config import EmulatorConfig
 from enrich.emulator.stats import EmulatorStats
+from enrich.emulator.sts import CREDENTIALS_PATH
 
 __all__ = ["EmulatorServer", "serve_forever"]
 
@@ -77,6 +78,11 @@ class EmulatorServer:
         if self._thread is None:
             raise RuntimeError("EmulatorServer.url is known only after start()")
         return _url(self.host, self._port)
+
+    def credentials_uri(self, **query: str | float) -> str:
+        """Its credentials URI (STS keys): ``credentials_uri(lifetime=3, fault="revoked-1")``."""
+        tail = "&".join(f"{name}={value}" for name, value in query.items())
+        return f"{self.url}{CREDENTIALS_PATH}" + (f"?{tail}" if tail else "")
 
     def start(self) -> EmulatorServer:
         """Bind and serve in a daemon thread; returns once requests are accepted."""

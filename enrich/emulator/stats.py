@@ -47,6 +47,8 @@ class EmulatorStats:
     - ``attempts``: authenticated, admitted requests per ``(CustSpaceId,
       PhoneNumber)``; this drives the ``fault-<kind>-<n>`` CustSpaceIds, so
       :meth:`reset` also restarts those.
+    - ``credentials_served``: answers of ``GET /credentials`` by kind
+      (``"ok"``, or the ``?fault=`` asked for).
 
     The properties return snapshots (copies).
     """
@@ -59,6 +61,7 @@ class EmulatorStats:
         self._faults: Counter[str] = Counter()
         self._successes: Counter[tuple[str, str]] = Counter()
         self._attempts: Counter[tuple[str, str]] = Counter()
+        self._credentials: Counter[str] = Counter()
 
     # -- recording (called by the app) ------------------------------------
 
@@ -79,6 +82,11 @@ class EmulatorStats:
         """Count one injected fault."""
         with self._lock:
             self._faults[kind] += 1
+
+    def record_credentials(self, kind: str) -> None:
+        """Count one answer of the credentials URI (``"ok"`` or a fault)."""
+        with self._lock:
+            self._credentials[kind] += 1
 
     def next_attempt(self, key: tuple[str, str]) -> int:
         """Count one more attempt for ``key`` and return the count (1 for the first)."""
@@ -124,6 +132,12 @@ class EmulatorStats:
         with self._lock:
             return Counter(self._attempts)
 
+    @property
+    def credentials_served(self) -> Counter[str]:
+        """Answers of ``GET /credentials`` by kind (a copy)."""
+        with self._lock:
+            return Counter(self._credentials)
+
     def max_in_window(self, window_s: float = 1.0, access_key_id: str | None = None) -> int:
         """Most arrivals (of one key, or of all) inside any sliding ``window_s`` window."""
         times = [
@@ -140,6 +154,7 @@ class EmulatorStats:
             self._faults.clear()
             self._successes.clear()
             self._attempts.clear()
+            self._credentials.clear()
 
     def to_json(self, *, arrivals: bool = True) -> dict[str, object]:
         """A JSON-ready snapshot, as ``GET /_emulator/stats`` serves it."""
@@ -157,6 +172,7 @@ class EmulatorStats:
                     {"cust_space_id": cust, "phone": phone, "count": count}
                     for (cust, phone), count in self._attempts.items()
                 ],
+                "credentials_served": dict(self._credentials),
             }
         keys = sorted({key for _, key in arrived})
         snapshot["max_in_window_1s"] = {
