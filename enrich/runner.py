@@ -11,6 +11,7 @@ once to success, by a ``fanout.FanOut``: every request passes one ``Throttle``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import time
@@ -51,11 +52,13 @@ from enrich.types import Key, KeyOutcome, Progress, utc_timestamp
 
 __all__ = [
     "DEMO_CUST_SPACE_ID",
+    "Enriched",
     "OutputPaths",
     "Progress",
     "RunResult",
     "Seams",
     "default_paths",
+    "enrich_table_async",
     "run",
     "run_async",
 ]
@@ -144,49 +147,108 @@ async def run_async(
     cfg: RunConfig, *, seams: Seams, interrupts: Interrupts | None = None
 ) -> RunResult:
     """``run`` inside an event loop (signals as ``interrupts`` says; none by default)."""
-    interrupts = interrupts or Interrupts(enabled=False)
-    log = seams.log or Log(fmt=cfg.log_format)
-    started_at = seams.clock()
-    t0 = time.monotonic()
-    paths = _output_paths(cfg)
-    endpoint, credentials, emulator = _connection(cfg, seams)
-    if cfg.mock and not cfg.cust_space_id and not cfg.cust_space_column:
-        cfg = replace(cfg, cust_space_id=DEMO_CUST_SPACE_ID)
-    try:
-        with output_lock(paths.output):
-            prep = _prepare(cfg, log)
-            with Ledger(cache_path_for(cfg)) as ledger:
-                answers = await _answer(
-                    cfg, seams, prep, ledger=ledger, log=log, interrupts=interrupts,
-                    endpoint=endpoint, credentials=credentials,
-                )  # fmt: skip
-            frame = report.enriched_frame(
-                prep,
-                report.results_frame(answers.cached, answers.fresh),
-                join_websites=paths.fmt != "parquet",
-            )
-            counts = report.row_counts(frame)
-            exit_code = EXIT_OK
-            if prep.n_rows and counts["error_rows"] / prep.n_rows > cfg.max_error_rate:
-                exit_code = EXIT_ERROR_RATE
-            summary = _summary(cfg, paths, prep, answers, counts, exit_code=exit_code,
-                               started_at=started_at, finished_at=seams.clock(), t0=t0)  # fmt: skip
-            report.write_outputs(
-                prep,
-                frame,
-                report.error_frame(prep, frame),
-                summary,
-                output=paths.output,
-                errors=paths.errors,
-                summary_path=paths.summary,
-                out_fmt=paths.fmt,
-                commit=interrupts.committing(),
-            )
-            _log_end(log, cfg, prep, summary)
-            return RunResult(exit_code, summary, paths.output, paths.errors, paths.summary)
-    finally:
-        if emulator is not None:
-            emulator.stop()
+    run = _Run(cfg, seams, interrupts=interrupts, paths=_output_paths(cfg))
+    done = await run.go()
+    assert run.paths is not None
+    p = run.paths
+    return RunResult(done.summary["exit_code"], done.summary, p.output, p.errors, p.summary)
+
+
+async def enrich_table_async(
+    cfg: RunConfig, table: frames.Table, *, seams: Seams
+) -> Enriched:
+    """Enrich a table already in memory (the Python API): the run without its files."""
+    return await _Run(cfg, seams, interrupts=None, paths=None, table=table).go()
+
+
+@dataclass
+class Enriched:
+    """A run's results in memory: what the three outputs are written from."""
+
+    prep: Prepared
+    frame: pl.DataFrame  # input columns + bp_* (+ private ``_`` report columns)
+    errors: pl.DataFrame  # the error report
+    summary: dict[str, Any]
+
+    @property
+    def public(self) -> pl.DataFrame:
+        """The enriched frame without the private report columns."""
+        return self.frame.select([c for c in self.frame.columns if not c.startswith("_")])
+
+
+class _Run:
+    """One run as named steps: connect → lock → prepare → answer → collect → write."""
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        seams: Seams,
+        *,
+        interrupts: Interrupts | None,
+        paths: OutputPaths | None,
+        table: frames.Table | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.seams = seams
+        self.interrupts = interrupts or Interrupts(enabled=False)
+        self.paths = paths  # None: nothing is written (a frame from the Python API)
+        self.table = table
+        self.log = seams.log or Log(fmt=cfg.log_format)
+        self.started_at = seams.clock()
+        self.t0 = time.monotonic()
+
+    async def go(self) -> Enriched:
+        endpoint, credentials, emulator = _connection(self.cfg, self.seams)
+        if self.cfg.mock and not self.cfg.cust_space_id and not self.cfg.cust_space_column:
+            self.cfg = replace(self.cfg, cust_space_id=DEMO_CUST_SPACE_ID)
+        lock = (
+            output_lock(self.paths.output) if self.paths is not None else contextlib.nullcontext()
+        )
+        try:
+            with lock:
+                prep = _prepare(self.cfg, self.log, table=self.table)
+                with Ledger(cache_path_for(self.cfg)) as ledger:
+                    answers = await _answer(
+                        self.cfg, self.seams, prep, ledger=ledger, log=self.log,
+                        interrupts=self.interrupts, endpoint=endpoint, credentials=credentials,
+                    )  # fmt: skip
+                done = self._collect(prep, answers)
+                if self.paths is not None:
+                    self._write(done, self.paths)
+                _log_end(self.log, self.cfg, prep, done.summary)
+                return done
+        finally:
+            if emulator is not None:
+                emulator.stop()
+
+    def _collect(self, prep: Prepared, answers: _Answers) -> Enriched:
+        """The enriched frame, the error report and the summary."""
+        cfg = self.cfg
+        as_text = self.paths is not None and self.paths.fmt != "parquet"
+        frame = report.enriched_frame(
+            prep, report.results_frame(answers.cached, answers.fresh), join_websites=as_text
+        )
+        counts = report.row_counts(frame)
+        exit_code = EXIT_OK
+        if prep.n_rows and counts["error_rows"] / prep.n_rows > cfg.max_error_rate:
+            exit_code = EXIT_ERROR_RATE
+        summary = _summary(cfg, self.paths, prep, answers, counts, exit_code=exit_code,
+                           started_at=self.started_at, finished_at=self.seams.clock(),
+                           t0=self.t0)  # fmt: skip
+        return Enriched(prep, frame, report.error_frame(prep, frame), summary)
+
+    def _write(self, done: Enriched, paths: OutputPaths) -> None:
+        report.write_outputs(
+            done.prep,
+            done.frame,
+            done.errors,
+            done.summary,
+            output=paths.output,
+            errors=paths.errors,
+            summary_path=paths.summary,
+            out_fmt=paths.fmt,
+            commit=self.interrupts.committing(),
+        )
 
 
 def _output_paths(cfg: RunConfig) -> OutputPaths:
@@ -211,9 +273,9 @@ def _output_paths(cfg: RunConfig) -> OutputPaths:
     return OutputPaths(output, errors_path, summary_path, out_fmt)
 
 
-def _prepare(cfg: RunConfig, log: Log) -> Prepared:
+def _prepare(cfg: RunConfig, log: Log, *, table: frames.Table | None = None) -> Prepared:
     """Read and normalise the input (``--limit`` applied), and say what it holds."""
-    prep = prepare(cfg)
+    prep = prepare(cfg, table=table)
     if cfg.limit is not None:
         prep = limit_to_first_keys(prep, cfg.limit)
     log.info(
@@ -350,7 +412,7 @@ def _fatal(err: CallError) -> FatalApiError:
 
 def _summary(
     cfg: RunConfig,
-    paths: OutputPaths,
+    paths: OutputPaths | None,
     prep: Prepared,
     answers: _Answers,
     counts: dict[str, Any],
@@ -364,8 +426,8 @@ def _summary(
     stats = answers.progress
     return {
         "input": str(cfg.input),
-        "output": str(paths.output),
-        "errors": str(paths.errors),
+        "output": None if paths is None else str(paths.output),
+        "errors": None if paths is None else str(paths.errors),
         "rows": prep.n_rows,
         "unique_numbers": len(prep.keys),
         "invalid": prep.invalid,
@@ -390,7 +452,8 @@ def _log_end(log: Log, cfg: RunConfig, prep: Prepared, summary: dict[str, Any]) 
         "end",
         f"done: {s['ok']} ok, {s['no_profile']} without profile, "
         f"{prep.invalid} invalid, {s['error_rows'] - prep.invalid} errors; "
-        f"{s['api_calls']} calls, {s['cache_hits']} from cache → {s['output']}",
+        f"{s['api_calls']} calls, {s['cache_hits']} from cache"
+        + (f" → {s['output']}" if s["output"] is not None else ""),
         **summary,
     )
     if s["exit_code"] == EXIT_ERROR_RATE:

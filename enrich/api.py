@@ -1,0 +1,226 @@
+"""The Python API: ``enrich_frame``, ``enrich_frame_async`` and ``enrich_file``.
+
+The same run as ``enrich run`` (cache, throttle, retries, credentials, ``mock``),
+as a library call: options are keywords named like the command's long options,
+errors are the exceptions of ``enrich.errors`` (never ``SystemExit``), and nothing
+is printed but the log lines and, where someone is watching, a progress bar.
+
+The synchronous calls run the work on a thread with its own event loop, so they
+work where a loop is already running (Jupyter). Interrupting them (Ctrl-C,
+"interrupt kernel") cancels the calls, keeps every answer so far in the cache and
+raises ``KeyboardInterrupt``. No signal handler is installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import sys
+import threading
+from collections.abc import Coroutine
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import polars as pl
+
+from enrich import frames
+from enrich.errors import UsageError
+from enrich.job import RunConfig
+from enrich.logs import Log
+
+__all__ = ["Result", "enrich_file", "enrich_frame", "enrich_frame_async"]
+
+T = TypeVar("T")
+
+#: What a frame is called in the summary and in log lines.
+FRAME_INPUT = Path("<frame>")
+#: Options of ``enrich run`` that make no sense for a frame in memory.
+_FILE_ONLY = frozenset({"input", "output", "errors", "summary", "sheet", "separator"})
+
+
+@dataclass
+class Result:
+    """What a run gave back.
+
+    ``frame``: the input with the ``bp_*`` columns (polars, or pandas with the
+    input's index and dtypes when a pandas frame was given); ``errors``: the error
+    report, one row per row that did not end ``ok``/``no_profile``; ``summary``:
+    the run summary (as in the summary file). ``enrich_file`` also sets the paths
+    it wrote.
+    """
+
+    frame: Any
+    errors: Any
+    summary: dict[str, Any]
+    output: Path | None = None
+    errors_path: Path | None = None
+    summary_path: Path | None = None
+
+
+def _config(input_path: Path, options: dict[str, Any], *, file: bool) -> RunConfig:
+    known = {f.name for f in fields(RunConfig)}
+    allowed = known if file else known - _FILE_ONLY
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        hint = " (a frame in memory has no files)" if set(unknown) & _FILE_ONLY else ""
+        raise UsageError(f"unknown option(s) {', '.join(unknown)}{hint}")
+    values = {k: v for k, v in options.items() if v is not None}
+    for key in ("output", "errors", "summary", "cache"):
+        if key in values:
+            values[key] = Path(values[key])
+    return RunConfig(input=input_path, **values).validated()
+
+
+def _wants_bar(progress: bool | None) -> bool:
+    """A bar in a notebook or on a terminal; never in a script whose stderr is not one."""
+    if progress is not None:
+        return progress
+    if "ipykernel" in sys.modules:
+        return True
+    return bool(getattr(sys.stderr, "isatty", lambda: False)())
+
+
+def _to_polars(df: Any) -> tuple[pl.DataFrame, Literal["polars", "pandas"]]:
+    if isinstance(df, pl.DataFrame):
+        return df, "polars"
+    module = type(df).__module__.split(".")[0]
+    if module == "pandas":
+        # the index is kept aside: the frame comes back with it (see _from_polars)
+        return pl.from_pandas(df.reset_index(drop=True)), "pandas"
+    raise UsageError(f"enrich_frame takes a polars or pandas DataFrame, not {type(df).__name__}")
+
+
+def _from_polars(original: Any, enriched: pl.DataFrame, kind: str) -> Any:
+    """The bp_* columns put beside the caller's own frame, untouched."""
+    if kind == "polars":
+        return enriched
+    import pandas as pd
+
+    bp = enriched.select([c for c in enriched.columns if c not in original.columns])
+    out = original.copy()
+    for name in bp.columns:
+        # via Python objects: no pyarrow needed, and nulls come back as None
+        out[name] = pd.Series(bp[name].to_list(), index=out.index, dtype=object)
+    return out
+
+
+def _errors_as(errors: pl.DataFrame, kind: str) -> Any:
+    if kind == "polars":
+        return errors
+    import pandas as pd
+
+    return pd.DataFrame(errors.to_dict(as_series=False))
+
+
+async def enrich_frame_async(df: Any, **options: Any) -> Result:
+    """``enrich_frame`` for code already inside an event loop.
+
+    Example::
+
+        result = await enrich.enrich_frame_async(df, cust_space_id="2934839388494", mock=True)
+    """
+    from enrich.presentation import Presentation
+    from enrich.runner import Seams, enrich_table_async
+
+    progress = options.pop("progress", None)
+    cfg = _config(FRAME_INPUT, options, file=False)
+    data, kind = _to_polars(df)
+    want = _wants_bar(progress)
+    pres = Presentation(log=Log(fmt=cfg.log_format, quiet_info=want), progress=want)
+    table = frames.Table(df=data, fmt="parquet")  # typed columns, as a Parquet input
+    with pres:
+        seams = Seams(log=pres.log, on_progress=pres.on_progress, install_signal_handlers=False)
+        done = await enrich_table_async(cfg, table, seams=seams)
+    return Result(
+        frame=_from_polars(df, done.public, kind),
+        errors=_errors_as(done.errors, kind),
+        summary=done.summary,
+    )
+
+
+def enrich_frame(df: Any, **options: Any) -> Result:
+    """Enrich a polars (or pandas) frame; every ``enrich run`` option as a keyword.
+
+    Options are the long ``run`` options with underscores: ``phone_column``,
+    ``cust_space_id``, ``cust_space_column``, ``default_region``, ``region_id``,
+    ``endpoint``, ``mock``, ``rate``, ``concurrency``, ``max_attempts``, ``timeout``,
+    ``cache``, ``no_cache``, ``max_age``, ``max_error_rate``, ``limit``,
+    ``progress``, ``log_format``. Raises the exceptions of ``enrich.errors``
+    (``InputError``, ``FatalApiError``, ``UsageError``, …).
+
+    Example::
+
+        import polars as pl, enrich
+        df = pl.DataFrame({"name": ["Ana", "Bo"], "phone": ["+44 7700 900123", "07700 900456"]})
+        result = enrich.enrich_frame(df, default_region="GB", mock=True)
+        result.frame.select("name", "bp_status", "bp_about")
+        result.summary["api_calls"]
+    """
+    return _run_in_thread(enrich_frame_async(df, **options))
+
+
+def enrich_file(path: str | Path, **options: Any) -> Result:
+    """What ``enrich run PATH`` does: writes the three outputs and returns the Result.
+
+    Example::
+
+        result = enrich.enrich_file("leads.xlsx", output="leads.enriched.xlsx",
+                                    cust_space_id="2934839388494", default_region="GB")
+        result.output, result.summary["ok"]
+    """
+    return _run_in_thread(_enrich_file_async(Path(path), options))
+
+
+async def _enrich_file_async(path: Path, options: dict[str, Any]) -> Result:
+    from enrich.presentation import Presentation
+    from enrich.runner import Seams, run_async
+
+    progress = options.pop("progress", None)
+    cfg = _config(path, options, file=True)
+    want = _wants_bar(progress)
+    pres = Presentation(log=Log(fmt=cfg.log_format, quiet_info=want), progress=want)
+    with pres:
+        seams = Seams(log=pres.log, on_progress=pres.on_progress, install_signal_handlers=False)
+        res = await run_async(cfg, seams=seams)
+    out = frames.read_table(res.output, sheet=None, separator=None).df
+    errors = pl.read_csv(res.errors, infer_schema=False)
+    return Result(out, errors, res.summary, res.output, res.errors, res.summary_path)
+
+
+def _run_in_thread(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on a thread with its own event loop; an interrupt cancels it.
+
+    On ``KeyboardInterrupt`` in the calling thread the work is cancelled (answers
+    already received are in the cache), the thread is waited for, and the
+    interrupt is raised again.
+    """
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    task: list[asyncio.Task[T]] = []
+
+    def work() -> T:
+        asyncio.set_event_loop(loop)
+        try:
+            task.append(loop.create_task(coro))
+            ready.set()
+            return loop.run_until_complete(task[0])
+        finally:
+            ready.set()
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="enrich") as pool:
+        future = pool.submit(work)
+        try:
+            return future.result()
+        except KeyboardInterrupt:
+            ready.wait()
+            if task:
+                with contextlib.suppress(RuntimeError):  # the loop may just have closed
+                    loop.call_soon_threadsafe(task[0].cancel)
+            # the interrupt is what the caller asked for, whatever the cancelled work says
+            with contextlib.suppress(BaseException):
+                future.result(timeout=5)
+            raise
