@@ -1,0 +1,270 @@
+"""A run's membership of a budget: its slots, its heartbeat, and a store that goes away.
+
+The requests of one run wait in :meth:`Member.acquire`. One of them at a time asks
+the store (for as many slots as requests are waiting, which the store trims to a
+short batch) and the others take the slots it got; the next ask waits until the
+last slot held has come, so a run never holds more than one batch of the
+budget's future. That keeps the budget's next free slot close to the present,
+and a run that joins gets its first slot within one spacing.
+
+A lost store is retried every ``retry_s``; no slot is granted meanwhile, and after
+``lost_timeout_s`` without the store :meth:`Member.acquire` raises
+:class:`QuotaLostError`. The ``on_event`` hook hears when it was lost, every
+10 s while it is still lost, and when it came back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import socket
+import uuid
+from collections import deque
+from collections.abc import Callable
+from types import TracebackType
+
+from enrich.errors import InputError
+from enrich.quota._core import QuotaParams
+from enrich.quota._types import (
+    Backend,
+    BudgetStatus,
+    EventKind,
+    MemberInfo,
+    QuotaEvent,
+    QuotaLostError,
+    StoreUnavailable,
+)
+
+__all__ = ["EventHook", "Member", "Quota"]
+
+EventHook = Callable[[QuotaEvent], None]
+_WAITING_EVERY_S = 10.0
+
+
+class Quota:
+    """A quota store that several runs share; make one with :func:`enrich.quota.open_quota`.
+
+    ``async with quota:`` closes it at the end (or call :meth:`aclose`).
+    """
+
+    def __init__(self, backend: Backend, *, params: QuotaParams,
+                 on_event: EventHook | None = None) -> None:
+        self._backend = backend
+        self._params = params
+        self._on_event = on_event
+
+    @property
+    def params(self) -> QuotaParams:
+        return self._params
+
+    @property
+    def backend(self) -> Backend:
+        return self._backend
+
+    def describe(self) -> str:
+        """The store, for messages and the summary: a path, or a URL without its password."""
+        return self._backend.describe()
+
+    def join(self, budget: str, *, rate: float, pid: int | None = None,
+             host: str | None = None, input: str = "") -> Member:
+        """A membership of ``budget`` at ``rate`` per second; use it as ``async with``.
+
+        Entering registers it (the first contact with the store: an unreachable store
+        is an :class:`~enrich.errors.InputError`) and starts its heartbeat; leaving
+        removes it, so the others take its share at once.
+        """
+        if not rate > 0 or rate == float("inf"):
+            raise ValueError(f"rate must be a positive number, not {rate!r}")
+        pid = os.getpid() if pid is None else pid
+        host = socket.gethostname() if host is None else host
+        info = MemberInfo(id=f"{host}:{pid}:{uuid.uuid4().hex[:12]}", budget=budget,
+                          rate=float(rate), pid=pid, host=host, input=input, joined=0.0)
+        return Member(self._backend, info, params=self._params, on_event=self._on_event)
+
+    async def status(self) -> list[BudgetStatus]:
+        """Every budget with live runs, by name, with its runs (oldest first).
+
+        A store that does not exist yet has none; an unreachable one is an
+        :class:`~enrich.errors.InputError`.
+        """
+        try:
+            return await self._backend.status()
+        except StoreUnavailable as err:
+            raise InputError(f"quota store {self.describe()} unreachable: {err}") from None
+
+    async def aclose(self) -> None:
+        await self._backend.aclose()
+
+    async def __aenter__(self) -> Quota:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class Member:
+    """One run on one budget: every request of the run takes a slot with :meth:`acquire`."""
+
+    def __init__(self, backend: Backend, info: MemberInfo, *, params: QuotaParams,
+                 on_event: EventHook | None) -> None:
+        self._backend = backend
+        self._info = info
+        self._params = params
+        self._on_event = on_event
+        self._slots: deque[float] = deque()  # granted deadlines (loop time), in order
+        self._last_deadline = 0.0
+        self._waiting = 0
+        self._fetch = asyncio.Lock()
+        self._beat: asyncio.Task[None] | None = None
+        self._outage_since: float | None = None
+        self._outage_reason = ""
+        self._outage_told = 0.0
+        #: seconds the run's requests spent in :meth:`acquire`, added up
+        self.waited_s = 0.0
+        #: slots taken, and of those given back unused
+        self.granted = 0
+        self.unused_slots = 0
+
+    @property
+    def id(self) -> str:
+        return self._info.id
+
+    @property
+    def budget(self) -> str:
+        return self._info.budget
+
+    @property
+    def rate(self) -> float:
+        return self._info.rate
+
+    async def __aenter__(self) -> Member:
+        try:
+            joined = await self._backend.register(self._info)
+        except StoreUnavailable as err:
+            raise InputError(
+                f"quota store {self._backend.describe()} unreachable: {err}; "
+                "check --quota, or run with --quota off"
+            ) from None
+        self._info = dataclasses.replace(self._info, joined=joined)
+        self._beat = asyncio.create_task(self._heartbeat(), name=f"quota-heartbeat-{self.id}")
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        beat, self._beat = self._beat, None
+        if beat is not None:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+        # best effort and short: a member that cannot leave expires after ttl_s anyway
+        with contextlib.suppress(StoreUnavailable, TimeoutError):
+            async with asyncio.timeout(1.0):
+                await self._backend.leave(self._info)
+
+    async def acquire(self) -> float:
+        """Wait for this run's next slot of the budget; return the seconds waited.
+
+        Every request takes one, retries included, right before it is sent. Raises
+        :class:`QuotaLostError` once the store has been unreachable for
+        ``lost_timeout_s``; no slot is ever granted without it.
+        """
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        self._waiting += 1
+        try:
+            deadline = await self._next_deadline(loop)
+        finally:
+            self._waiting -= 1
+        try:
+            delay = deadline - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        except asyncio.CancelledError:
+            if deadline > loop.time():  # still ahead: the next request of this run takes it
+                self._slots.appendleft(deadline)
+            raise
+        waited = loop.time() - start
+        self.waited_s += waited
+        self.granted += 1
+        return waited
+
+    def unused(self) -> None:
+        """A slot was taken but no request was sent with it.
+
+        Only counted: its moment has passed, and granting it again later could put
+        one more request than the budget into some sliding second.
+        """
+        self.unused_slots += 1
+
+    async def _next_deadline(self, loop: asyncio.AbstractEventLoop) -> float:
+        while not self._slots:
+            async with self._fetch:
+                if self._slots:
+                    break
+                # at most one batch of the budget's future at a time
+                delay = self._last_deadline - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                deadlines = await self._take(max(1, self._waiting))
+                self._slots.extend(deadlines)
+                self._last_deadline = deadlines[-1]
+        return self._slots.popleft()
+
+    async def _take(self, want: int) -> list[float]:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                deadlines = await self._backend.take(self._info, want)
+            except StoreUnavailable as err:
+                self._lost(err, loop.time())
+                assert self._outage_since is not None
+                outage = loop.time() - self._outage_since
+                if outage >= self._params.lost_timeout_s:
+                    raise QuotaLostError(
+                        f"quota store {self._backend.describe()} unreachable for "
+                        f"{outage:.0f} s ({err}); no request is sent without it: "
+                        "check the store, or run with --quota off"
+                    ) from None
+                await asyncio.sleep(min(self._params.retry_s,
+                                        self._params.lost_timeout_s - outage))
+                continue
+            self._restored(loop.time())
+            return deadlines
+
+    async def _heartbeat(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._params.heartbeat_s)
+            try:
+                await self._backend.heartbeat(self._info)
+            except StoreUnavailable as err:
+                self._lost(err, loop.time())
+            else:
+                self._restored(loop.time())
+
+    def _lost(self, err: StoreUnavailable, now: float) -> None:
+        self._outage_reason = str(err)
+        if self._outage_since is None:
+            self._outage_since = self._outage_told = now
+            self._tell("lost", f"quota store {self._backend.describe()} unreachable "
+                       f"({err}); requests wait for it, up to "
+                       f"{self._params.lost_timeout_s:.0f} s", 0.0)
+        elif now - self._outage_told >= _WAITING_EVERY_S:
+            self._outage_told = now
+            outage = now - self._outage_since
+            self._tell("waiting", f"quota store {self._backend.describe()} still unreachable "
+                       f"after {outage:.0f} s ({err})", outage)
+
+    def _restored(self, now: float) -> None:
+        if self._outage_since is not None:
+            outage = now - self._outage_since
+            self._outage_since = None
+            self._tell("restored", f"quota store {self._backend.describe()} back after "
+                       f"{outage:.1f} s", outage)
+
+    def _tell(self, kind: EventKind, message: str, outage: float) -> None:
+        if self._on_event is not None:
+            self._on_event(QuotaEvent(kind=kind, store=self._backend.describe(),
+                                      message=message, outage_s=outage))
