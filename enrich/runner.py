@@ -25,6 +25,7 @@ import polars as pl
 from enrich import frames, report
 from enrich.cache import Ledger
 from enrich.client import CamsClient, endpoint_for_region, validate_endpoint
+from enrich.credentials import CredentialSource
 from enrich.errors import (
     EXIT_ERROR_RATE,
     EXIT_OK,
@@ -46,8 +47,9 @@ from enrich.prepare import (
     limit_to_first_keys,
     prepare,
 )
+from enrich.regions import region_warning
 from enrich.retry import RetryPolicy
-from enrich.signing import Credentials, credentials_from_env
+from enrich.signing import Credentials
 from enrich.types import Key, KeyOutcome, Progress, utc_timestamp
 
 __all__ = [
@@ -198,7 +200,8 @@ class _Run:
         self.t0 = time.monotonic()
 
     async def go(self) -> Enriched:
-        endpoint, credentials, emulator = _connection(self.cfg, self.seams)
+        endpoint, credentials, emulator = await _connection(self.cfg, self.seams)
+        self.credentials = credentials
         if self.cfg.mock and not self.cfg.cust_space_id and not self.cfg.cust_space_column:
             self.cfg = replace(self.cfg, cust_space_id=DEMO_CUST_SPACE_ID)
         lock = (
@@ -206,7 +209,7 @@ class _Run:
         )
         try:
             with lock:
-                prep = _prepare(self.cfg, self.log, table=self.table)
+                prep = _prepare(self.cfg, self.log, table=self.table, provider=credentials.provider)
                 with Ledger(cache_path_for(self.cfg)) as ledger:
                     answers = await _answer(
                         self.cfg, self.seams, prep, ledger=ledger, log=self.log,
@@ -218,6 +221,7 @@ class _Run:
                 _log_end(self.log, self.cfg, prep, done.summary)
                 return done
         finally:
+            credentials.close()
             if emulator is not None:
                 emulator.stop()
 
@@ -234,7 +238,7 @@ class _Run:
             exit_code = EXIT_ERROR_RATE
         summary = _summary(cfg, self.paths, prep, answers, counts, exit_code=exit_code,
                            started_at=self.started_at, finished_at=self.seams.clock(),
-                           t0=self.t0)  # fmt: skip
+                           t0=self.t0, credentials=self.credentials.provider)  # fmt: skip
         return Enriched(prep, frame, report.error_frame(prep, frame), summary)
 
     def _write(self, done: Enriched, paths: OutputPaths) -> None:
@@ -273,18 +277,24 @@ def _output_paths(cfg: RunConfig) -> OutputPaths:
     return OutputPaths(output, errors_path, summary_path, out_fmt)
 
 
-def _prepare(cfg: RunConfig, log: Log, *, table: frames.Table | None = None) -> Prepared:
+def _prepare(
+    cfg: RunConfig, log: Log, *, table: frames.Table | None = None, provider: str
+) -> Prepared:
     """Read and normalise the input (``--limit`` applied), and say what it holds."""
     prep = prepare(cfg, table=table)
     if cfg.limit is not None:
         prep = limit_to_first_keys(prep, cfg.limit)
     log.info(
         "start",
-        f"{prep.n_rows} rows, {len(prep.keys)} distinct numbers from {cfg.input.name}",
+        f"{prep.n_rows} rows, {len(prep.keys)} distinct numbers from {cfg.input.name}"
+        f" (credentials: {provider})",
         input=str(cfg.input),
         rows=prep.n_rows,
         unique_numbers=len(prep.keys),
+        credentials=provider,
     )
+    if not cfg.endpoint and not cfg.mock and (warning := region_warning(cfg.region_id)):
+        log.warning("region", warning, region_id=cfg.region_id)
     if prep.n_rows == 0:
         log.warning(
             "empty_input",
@@ -308,7 +318,7 @@ async def _answer(
     log: Log,
     interrupts: Interrupts,
     endpoint: str,
-    credentials: Credentials,
+    credentials: CredentialSource,
 ) -> _Answers:
     """Answers for every key: fresh ones from the ledger, the rest called."""
     cached = ledger.lookup_frame(prep.keys, not_before=seams.clock() - cfg.max_age_s)
@@ -421,6 +431,7 @@ def _summary(
     started_at: float,
     finished_at: float,
     t0: float,
+    credentials: str,
 ) -> dict[str, Any]:
     """The run summary, in SPEC.md's key order."""
     stats = answers.progress
@@ -428,6 +439,7 @@ def _summary(
         "input": str(cfg.input),
         "output": None if paths is None else str(paths.output),
         "errors": None if paths is None else str(paths.errors),
+        "credentials": credentials,
         "rows": prep.n_rows,
         "unique_numbers": len(prep.keys),
         "invalid": prep.invalid,
@@ -483,14 +495,16 @@ async def _ticker(log: Log, progress: Progress, every_s: float = 30.0) -> None:
         )
 
 
-def _connection(cfg: RunConfig, seams: Seams) -> tuple[str, Credentials, Any]:
-    """(endpoint, credentials, emulator handle or None)."""
+async def _connection(cfg: RunConfig, seams: Seams) -> tuple[str, CredentialSource, Any]:
+    """(endpoint, credentials, emulator handle or None); one line and exit 1 when the
+    credential chain has nothing, before anything is read or sent."""
     if cfg.mock:
         from enrich.emulator import EmulatorConfig, EmulatorServer
 
         server = EmulatorServer(EmulatorConfig()).start()
         ak, secret = next(iter(EmulatorConfig().keys.items()))
-        return server.url, Credentials(ak, secret), server
+        return server.url, CredentialSource.fixed(Credentials(ak, secret)), server
     endpoint = cfg.endpoint or endpoint_for_region(cfg.region_id)
     validate_endpoint(endpoint)
-    return endpoint, credentials_from_env(seams.environ), None
+    source = await CredentialSource.discover(environ=seams.environ, clock=seams.clock)
+    return endpoint, source, None

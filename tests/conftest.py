@@ -21,6 +21,10 @@ def clean_environ(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
         if name.startswith(("ALIBABA_CLOUD_", "CAMS_")):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / ".cache"))
+    # the credential chain looks in ~/.aliyun and ~/.alibabacloud, and would ask the ECS
+    # metadata service (100.100.100.200): no test may reach anything but loopback
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
     monkeypatch.chdir(tmp_path)
     yield
 

@@ -226,10 +226,11 @@ CASES = [
     Case("cust-space-column-missing", ["good.csv", "--cust-space-column", "a\r\nX-Evil: 1"], 1,
          "--cust-space-column 'a\\r\\nX-Evil: 1' not found in good.csv; columns: id, phone, "
          "space", files=("good.csv",)),
+    # SPEC.md "Credentials": the whole chain was looked at, and the line names it all
     Case("missing-credentials", ["good.csv", *S1], 1,
-         "missing credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and "
-         "ALIBABA_CLOUD_ACCESS_KEY_SECRET in the environment (or use --mock to try the "
-         "local emulator)", files=("good.csv",), env={}),
+         "no Alibaba Cloud credentials found; looked at: ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET "
+         "(not set); ALIBABA_CLOUD_ROLE_ARN/_OIDC_PROVIDER_ARN/_OIDC_TOKEN_FILE (not set); ",
+         files=("good.csv",), env={}, prefix=True),
     Case("missing-secret", ["good.csv", *S1], 1,
          "missing credentials: set ALIBABA_CLOUD_ACCESS_KEY_SECRET in the environment (or use "
          "--mock to try the local emulator)", files=("good.csv",),
