@@ -712,11 +712,18 @@ def _require(fields: Mapping[str, Any], names: tuple[str, ...], where: str) -> N
         raise InputError(f"{where} has no {' and no '.join(missing)}")
 
 
-def _read_cli_config(path: Path) -> dict[str, Any]:
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read {path}: {_reason(exc)}") from None
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"cannot read {path}: it is not UTF-8 text") from None
+    except OSError as exc:
+        why = (exc.strerror or type(exc).__name__).lower()
+        raise InputError(f"cannot read {path}: {why}") from None
+
+
+def _read_cli_config(path: Path) -> dict[str, Any]:
+    text = _read_text(path)
     try:
         config = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -731,10 +738,7 @@ def _read_cli_config(path: Path) -> dict[str, Any]:
 
 def _read_ini(path: Path) -> dict[str, dict[str, str]]:
     """The sections as alibabacloud-credentials reads them (``#`` starts a comment in a value)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read {path}: {_reason(exc)}") from None
+    text = _read_text(path)
     parser = configparser.ConfigParser()
     try:
         parser.read_string(text, source=str(path))
