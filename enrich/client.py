@@ -75,6 +75,12 @@ def _get(data: Mapping[str, Any], name: str) -> Any:
 
 
 def _profile_from(data: object) -> Profile | None:
+    """``Data`` → a ``Profile``; ``None`` only when ``Data`` is absent or null.
+
+    A ``Data`` object whose fields are all empty once stripped is still a profile
+    (an empty ``Profile()``, status ``ok``): the number has a business profile, an
+    empty one. That is what the official SDK sees too (a ``Data`` model, not None).
+    """
     if data is None:
         return None
     if not isinstance(data, Mapping):
@@ -89,8 +95,6 @@ def _profile_from(data: object) -> Profile | None:
     else:
         raise ValueError("Data.Websites is not a list")
     values = {attr: _strip(_get(data, key)) for key, attr in _PROFILE_FIELDS}
-    if not sites and all(v is None for v in values.values()):
-        return None
     return Profile(websites=sites, **values)
 
 

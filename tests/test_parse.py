@@ -8,9 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from enrich.client import Profile, parse_response, retry_after_seconds
+from enrich import report
+from enrich.cache import Ledger
+from enrich.client import Answer, Profile, parse_response, retry_after_seconds
 from enrich.errors import CallError
 from enrich.retry import classify
+from enrich.types import KeyOutcome
 
 OK_BODY = {
     "RequestId": "90E63D28-E31D-1EB2-8939-A94866411B2O",
@@ -39,12 +42,58 @@ def test_success_body_is_stripped_and_about_kept() -> None:
     )
 
 
-@pytest.mark.parametrize("data", [None, {}, {"Address": "  \n", "Websites": []}, {"Email": ""}])
-def test_no_profile_shapes(data: object) -> None:
-    body = {"RequestId": "R1", "Code": "OK", "Data": data}
+@pytest.mark.parametrize("body", [
+    {"RequestId": "R1", "Code": "OK", "Data": None},
+    {"RequestId": "R1", "Code": "OK"},
+    {"RequestId": "R1", "code": "OK", "data": None},
+])
+def test_no_profile_is_data_absent_or_null(body: dict[str, object]) -> None:
     ans = parse_response(200, json.dumps(body).encode())
     assert ans.profile is None
     assert ans.request_id == "R1"
+    assert KeyOutcome.answered(ans, attempts=1).status == "no_profile"
+
+
+EMPTY_DATA = [
+    {},
+    {"Address": "  \n", "Websites": []},
+    {"Email": ""},
+    {"About": "\n", "Address": " ", "Description": "\t", "Vertical": "", "Email": None,
+     "ProfilePictureUrl": "  ", "Websites": [" ", "\n", ""]},
+    {"Websites": "  "},
+    {"websites": None, "about": ""},
+]
+
+
+@pytest.mark.parametrize("data", EMPTY_DATA)
+def test_a_data_object_all_empty_is_an_empty_profile(data: dict[str, object]) -> None:
+    # SPEC "Output file": the number has a business profile, an empty one → ok
+    body = {"RequestId": "R1", "Code": "OK", "Data": data}
+    ans = parse_response(200, json.dumps(body).encode())
+    assert ans.profile == Profile()
+    assert ans.request_id == "R1"
+    assert KeyOutcome.answered(ans, attempts=1).status == "ok"
+
+
+def test_an_empty_profile_round_trips_through_the_cache_as_ok() -> None:
+    ans = parse_response(200, json.dumps({"RequestId": "R1", "Code": "OK", "Data": {}}).encode(),
+                         now=1_700_000_000.0)
+    with Ledger(None) as ledger:
+        ledger.put_answer(("S", "861"), ans)
+        ledger.put_answer(("S", "862"), Answer(None, "R2", 1_700_000_000.0))
+        got = ledger.lookup([("S", "861"), ("S", "862")], not_before=0)
+        frame = ledger.lookup_frame([("S", "861"), ("S", "862")], not_before=0)
+    assert got[("S", "861")].status == "ok" and got[("S", "861")].profile == Profile()
+    assert got[("S", "862")].status == "no_profile" and got[("S", "862")].profile is None
+    results = report.results_frame(frame, {("S", "863"): KeyOutcome.answered(ans, attempts=1)})
+    by_number = {r["number"]: r for r in results.iter_rows(named=True)}
+    assert by_number["861"]["r_status"] == by_number["863"]["r_status"] == "ok"
+    assert by_number["862"]["r_status"] == "no_profile"
+    for number in ("861", "863"):
+        row = by_number[number]
+        assert row["bp_websites"] == []
+        assert all(row[c] is None for c in ("bp_about", "bp_address", "bp_description",
+                                            "bp_vertical", "bp_email", "bp_profile_picture_url"))
 
 
 CASES = [
@@ -141,3 +190,38 @@ def test_parser_never_raises_anything_else_on_json(data: object, code: object) -
         assert err.code
     else:
         assert ans.profile is None or isinstance(ans.profile, Profile)
+
+
+# -- end to end: the emulator's "Data": {} numbers, through a run and its cache ----------
+
+
+def test_an_empty_data_object_is_ok_end_to_end_and_from_the_cache(
+    emulator, creds, tmp_path
+) -> None:
+    import polars as pl
+    from click.testing import CliRunner
+
+    from enrich.cli import cli
+    from enrich.emulator import data_on_wire, no_profile_form
+
+    numbers = [f"86138{i:08d}" for i in range(200)]
+    empty = next(n for n in numbers if no_profile_form(n) == "empty")
+    null = next(n for n in numbers if no_profile_form(n) == "null")
+    assert data_on_wire("S1", empty) == {} and data_on_wire("S1", null) is None
+    src = tmp_path / "in.csv"
+    src.write_text(f"phone\n+{empty}\n+{null}\n", encoding="utf-8")
+    server = emulator()
+    args = ["run", str(src), "-o", str(tmp_path / "out.parquet"), "--endpoint", server.url,
+            "--cust-space-id", "S1", "--cache", str(tmp_path / "ledger.sqlite3")]
+    for calls in (2, 0):  # a cold run, then the same answers from the cache
+        res = CliRunner().invoke(cli, args, catch_exceptions=False)
+        assert res.exit_code == 0, res.stderr
+        out = pl.read_parquet(tmp_path / "out.parquet")
+        assert out["bp_status"].to_list() == ["ok", "no_profile"]
+        first = out.row(0, named=True)
+        assert first["bp_websites"] == [] and first["bp_request_id"]
+        assert all(first[c] is None for c in ("bp_about", "bp_address", "bp_description",
+                                              "bp_vertical", "bp_email",
+                                              "bp_profile_picture_url", "bp_error_code"))
+        summary = json.loads((tmp_path / "in.summary.json").read_text())
+        assert (summary["ok"], summary["no_profile"], summary["api_calls"]) == (1, 1, calls)

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from enrich.cli import cli
-from enrich.emulator.profiles import profile_for
+from enrich.emulator.profiles import data_on_wire
 from enrich.report import BP_COLUMNS, ERROR_COLUMNS
 
 SUMMARY_KEYS = {
@@ -47,8 +47,9 @@ def invoke(*args: str) -> Result:
 
 
 def expected_profile(space: str, number: str) -> dict[str, object] | None:
-    data = profile_for(space, number)
-    if not data:
+    """The cleaned profile; None only for "Data": null (an all-empty Data is an empty profile)."""
+    data = data_on_wire(space, number)
+    if data is None:
         return None
 
     def clean(v: object) -> object:
@@ -56,10 +57,7 @@ def expected_profile(space: str, number: str) -> dict[str, object] | None:
 
     out = {k: clean(data.get(k)) for k in
            ("About", "Address", "Description", "Vertical", "Email", "ProfilePictureUrl")}
-    sites = [s.strip() for s in data.get("Websites") or [] if s and s.strip()]
-    if not sites and all(v is None for v in out.values()):
-        return None
-    out["Websites"] = sites
+    out["Websites"] = [s.strip() for s in data.get("Websites") or [] if s and s.strip()]
     return out
 
 

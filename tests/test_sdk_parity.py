@@ -26,7 +26,10 @@ def sdk_client(url_port: int) -> Client:
 
 
 def sdk_profile(data: models.QueryPhoneBusinessProfileResponseBodyData | None) -> Profile | None:
-    """The SDK's Data, cleaned by the rules SPEC.md gives for the bp_* columns."""
+    """The SDK's Data, cleaned by the rules SPEC.md gives for the bp_* columns.
+
+    A Data model whose fields are all empty is an empty profile (``ok``), not None.
+    """
     if data is None:
         return None
     m = data.to_map()
@@ -38,8 +41,6 @@ def sdk_profile(data: models.QueryPhoneBusinessProfileResponseBodyData | None) -
     fields = {a: clean(m.get(k)) for k, a in (
         ("About", "about"), ("Address", "address"), ("Description", "description"),
         ("Vertical", "vertical"), ("Email", "email"), ("ProfilePictureUrl", "profile_picture_url"))}
-    if not sites and all(v is None for v in fields.values()):
-        return None
     return Profile(websites=sites, **fields)
 
 
@@ -66,6 +67,7 @@ def test_same_data_for_every_number(emulator) -> None:
     mine = asyncio.run(ours(server.url, [("S1", n) for n in NUMBERS]))
     assert mine == theirs
     assert sum(p is None for p in mine) >= 1 and sum(p is not None for p in mine) >= 20
+    assert Profile() in mine  # "Data": {} — an empty profile for both, not "no profile"
 
 
 @pytest.mark.parametrize("code", ERRORS)

@@ -8,9 +8,11 @@ CustSpaceId is taken so callers need not know that.
 
 The mix, by the first drawn byte (out of 100):
 
-- 17% **no profile**. The emulator answers ``Code: OK`` with ``"Data": null``
-  for some and ``"Data": {}`` for the others (:func:`no_profile_form` says
-  which); :func:`profile_for` returns ``None`` for both, and
+- 17% **no fields**. The emulator answers ``Code: OK`` with ``"Data": null``
+  for some (no profile: ``no_profile``) and ``"Data": {}`` for the others (an
+  empty business profile: ``ok`` with every field empty, as SPEC "Output file"
+  says of a ``Data`` object whose fields are all empty); :func:`no_profile_form`
+  says which. :func:`profile_for` returns ``None`` for both, and
   :func:`data_on_wire` gives the exact ``Data`` value sent.
 - 45% **full**: all seven fields (About, Address, Description, Email,
   ProfilePictureUrl, Vertical, Websites with one or two URLs); texts often
@@ -212,13 +214,14 @@ def _profile_json(phone: str) -> str | None:
 
 
 def profile_for(cust_space_id: str, phone: str) -> dict[str, object] | None:
-    """The ``Data`` object the emulator answers for ``phone``, or ``None`` for "no profile".
+    """The ``Data`` object the emulator answers for ``phone``, or ``None`` when it has no fields.
 
     Pure and deterministic (SHAKE-256 of the phone; ``cust_space_id`` does not
     change the answer). Every call returns a fresh dict. When this is ``None``
-    the emulator sends either ``"Data": null`` or ``"Data": {}`` (see
-    :func:`no_profile_form`); a non-``None`` profile always has at least one
-    text field that is not blank after stripping.
+    the emulator sends either ``"Data": null`` (no profile) or ``"Data": {}`` (an
+    empty profile, ``ok`` for a client; see :func:`no_profile_form`); a
+    non-``None`` profile always has at least one text field that is not blank
+    after stripping.
     """
     del cust_space_id
     text = _profile_json(phone)
@@ -229,9 +232,10 @@ def profile_for(cust_space_id: str, phone: str) -> dict[str, object] | None:
 
 
 def no_profile_form(phone: str) -> Literal["null", "empty"] | None:
-    """How "no profile" is sent for ``phone``: ``"null"`` or ``"empty"`` (``{}``).
+    """How a number without fields is sent: ``"null"`` (no profile) or ``"empty"`` (``{}``).
 
-    ``None`` when the number has a profile.
+    ``"empty"`` is an empty business profile (status ``ok``), ``"null"`` is no
+    profile (``no_profile``). ``None`` when the number has a profile with fields.
     """
     draw = _Draw(phone)
     if draw.pct() >= _NO_PROFILE_PCT:
