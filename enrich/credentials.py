@@ -456,6 +456,8 @@ def _reason(exc: BaseException, timeout_s: float | None = None) -> str:
             'the answer is not {"Code": "Success", "AccessKeyId", "AccessKeySecret", '
             '"SecurityToken", "Expiration"}'
         )
+    if "No cached value was found" in text:  # the library's word for an Expiration passed
+        return "it gave credentials that have expired already"
     if "does not match format" in text:
         return "its Expiration is not YYYY-MM-DDTHH:MM:SSZ"
     if type(exc).__name__ == "RetryError" or isinstance(exc, OSError):

@@ -332,6 +332,15 @@ def test_a_credentials_uri_answering_garbage_or_nothing(
     assert server.stats.requests_total == 0
 
 
+def test_a_credentials_uri_giving_expired_credentials(tmp_path: Path, emulator: Any) -> None:
+    server = emulator()
+    message = fails(env(CREDENTIALS_URI=server.credentials_uri(lifetime=-10)), tmp_path)
+    assert message == (
+        f"credentials from ALIBABA_CLOUD_CREDENTIALS_URI {server.url}/credentials failed: "
+        "it gave credentials that have expired already; nothing was sent"
+    )
+
+
 def test_a_credentials_uri_nobody_listens_on(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -363,6 +372,22 @@ def test_a_hanging_credentials_uri_is_cancelled_at_once(tmp_path: Path, emulator
 
 
 # -- the library, tamed -------------------------------------------------------------------
+
+
+def test_the_library_alone_refetches_tokens_of_15_minutes_or_less_on_every_call(
+    sts_server: EmulatorServer,
+) -> None:
+    """Why the source renews on its own schedule (if this fails, the library changed)."""
+    from alibabacloud_credentials.provider import URLCredentialsProvider
+
+    async def keys(lifetime: int) -> set[str]:
+        provider = URLCredentialsProvider(uri=sts_server.credentials_uri(lifetime=lifetime))
+        got = [await provider.get_credentials_async() for _ in range(3)]
+        return {c.get_access_key_id() for c in got}
+
+    assert len(asyncio.run(keys(900))) == 3  # stale 15 minutes before expiry: at once
+    assert len(asyncio.run(keys(1000))) == 1  # cached until 100 s from now
+
 
 
 def test_the_library_loggers_print_nothing(tmp_path: Path, sts_server: EmulatorServer,
