@@ -33,7 +33,10 @@ class CliError(click.ClickException):
 
     def show(self, file: Any = None) -> None:
         # One line, whatever the message carries (a server message may hold newlines).
-        click.echo(f"enrich: error: {one_line(self.format_message())}", err=True)
+        # A stop asked for by the user (exit 130) is no error: its message says
+        # "interrupted: …" itself.
+        label = "" if self.exit_code == E.EXIT_INTERRUPTED else "error: "
+        click.echo(f"enrich: {label}{one_line(self.format_message())}", err=True)
 
 
 def translate_errors(fn: F) -> F:

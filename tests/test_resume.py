@@ -149,7 +149,7 @@ def test_a_signal_while_writing_stops_the_run_and_keeps_the_older_outputs(
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert time.monotonic() - t < 2
-    assert err.strip().splitlines()[-1].startswith("enrich: error: interrupted: nothing written")
+    assert err.strip().splitlines()[-1].startswith("enrich: interrupted: nothing written")
     for name in outputs:
         assert (tmp_path / name).read_bytes() == b"an older good output"
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no temp file left
