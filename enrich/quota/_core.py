@@ -13,6 +13,12 @@ slot granted is ``≥ tat`` and moves ``tat`` to ``slot + 1/pace``, so any two s
 of the budget, whoever holds them, are at least ``1/pace`` apart: at most
 ``⌈pace⌉ ≤ --rate`` slots in any sliding second, whoever joins or leaves.
 
+When the pace drops (a run with a smaller ``--rate`` joins), the last second
+still holds slots at the old pace; the next slot waits until a sliding second of
+the new rate has room: with ``K = ⌊new pace⌋`` and the old slots at least
+``1/old pace`` apart, ``tat`` moves on by ``1 − K/old pace`` (a pause under a
+second, once).
+
 **Fairness.** A member's own next slot is at least its last slot plus
 ``busy / pace``, where ``busy`` counts the members that have work: the one asking,
 and each live member that is *backlogged* (it asked for its latest slot within
@@ -91,14 +97,16 @@ def step(
     rate: float,
     want: int,
     tat: float,
+    last_pace: float,
     members: dict[str, MemberState],
     params: QuotaParams,
 ) -> Step:
     """Grant ``1 ≤ n ≤ want`` slots to member ``me`` (asking at ``rate``) at ``now``.
 
     ``members`` holds the live members of the budget, ``me`` included if the store
-    knows it; ``tat`` is the budget's next free slot (0 for a new budget). The
-    caller stores ``Step.tat`` and ``Step.me`` back in the same transaction.
+    knows it; ``tat`` is the budget's next free slot and ``last_pace`` the pace it
+    was set at (both 0 for a new budget). The caller stores ``Step.tat``,
+    ``Step.pace`` and ``Step.me`` back in the same transaction.
     """
     mine = members.get(me) or MemberState(rate=rate)
     mine.rate = rate
@@ -113,6 +121,9 @@ def step(
     limit = max(2.0, (len(others) + 2) ** 2 * gap) + params.horizon_s
     tat = clamp_ahead(tat, now=now, limit=limit)
     mine.next = clamp_ahead(mine.next, now=now, limit=limit)
+    if last_pace > 0 and pace < last_pace:
+        allowed = max(1, math.floor(pace))
+        tat = tat + max(0.0, 1.0 - allowed / last_pace)
 
     slots: list[float] = []
     while len(slots) < max(1, want):

@@ -7,11 +7,11 @@ server's clock (``TIME``): the hosts' clocks never meet. The script is
 ``%.17g`` so that both give the same slots (a test runs them side by side).
 
 Keys of one budget share a hash tag, ``cams-enrich:quota:{<budget>}:…``:
-``tat`` (the next free slot), ``hb`` (member → heartbeat, a sorted set), ``m``
-(member → ``rate next last backlog``), ``info`` (member → JSON: pid, host, input,
-joined) and ``g:<member>`` (second → slots granted, for the 10 s rate). Every key
-expires an hour after its budget's last use; ``cams-enrich:quota:budgets`` lists
-the budgets by last heartbeat, for ``status``.
+``tat`` (the next free slot, and the pace it was set at), ``hb`` (member →
+heartbeat, a sorted set), ``m`` (member → ``rate next last backlog``), ``info``
+(member → JSON: pid, host, input, joined) and ``g:<member>`` (second → slots
+granted, for the 10 s rate). Every key expires an hour after its budget's last
+use; ``cams-enrich:quota:budgets`` lists the budgets by last heartbeat, for ``status``.
 
 redis-py's own retries are off: :class:`~enrich.quota.Member` decides how long
 to wait for a lost server, and a grant is never retried blindly.
@@ -76,7 +76,12 @@ local expire_ms = tonumber(ARGV[13])
 local now = clock(ARGV[11])
 drop_expired(KEYS[2], KEYS[3], KEYS[4], gprefix, id, now, ttl)
 
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local tat, lastpace = 0, 0
+local stored = redis.call('GET', KEYS[1])
+if stored then
+  local t, p = string.match(stored, '^(%S+) (%S+)$')
+  tat, lastpace = tonumber(t), tonumber(p)
+end
 local mine = nil
 local others = {}
 local fields = redis.call('HGETALL', KEYS[3])
@@ -101,6 +106,10 @@ local spacing = busy * gap
 local limit = math.max(2.0, (#others + 2) ^ 2 * gap) + horizon
 if tat > now + limit then tat = now end
 if mine.next > now + limit then mine.next = now end
+if 0 < lastpace and pace < lastpace then
+  local allowed = math.max(1, math.floor(pace))
+  tat = tat + math.max(0.0, 1.0 - allowed / lastpace)
+end
 
 local slots = {}
 while #slots < math.max(1, want) do
@@ -112,7 +121,7 @@ while #slots < math.max(1, want) do
   mine.last = slot
 end
 
-redis.call('SET', KEYS[1], f(tat), 'PX', expire_ms)
+redis.call('SET', KEYS[1], f(tat) .. ' ' .. f(pace), 'PX', expire_ms)
 local bl = 0
 if mine.backlog then bl = 1 end
 redis.call('HSET', KEYS[3], id,

@@ -33,7 +33,8 @@ _TABLES = frozenset({"budget", "member", "grants"})
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS budget (
     name TEXT PRIMARY KEY,
-    tat REAL NOT NULL
+    tat REAL NOT NULL,
+    pace REAL NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS member (
     id TEXT PRIMARY KEY,
@@ -178,7 +179,8 @@ class SqliteBackend:
 
         def body(conn: sqlite3.Connection, now: float) -> list[float]:
             mono = time.monotonic()
-            row = conn.execute("SELECT tat FROM budget WHERE name = ?", (info.budget,)).fetchone()
+            row = conn.execute("SELECT tat, pace FROM budget WHERE name = ?",
+                               (info.budget,)).fetchone()
             members: dict[str, MemberState] = {}
             for who, rate, nxt, last, backlog, beat in conn.execute(
                 "SELECT id, rate, next, last, backlog, heartbeat FROM member WHERE budget = ?",
@@ -188,10 +190,11 @@ class SqliteBackend:
                     members[who] = MemberState(rate=rate, next=nxt, last=last,
                                                backlog=bool(backlog))
             done = step(now=now, me=info.id, rate=info.rate, want=want,
-                        tat=row[0] if row else 0.0, members=members, params=params)
-            conn.execute("INSERT INTO budget (name, tat) VALUES (?, ?) "
-                         "ON CONFLICT (name) DO UPDATE SET tat = excluded.tat",
-                         (info.budget, done.tat))
+                        tat=row[0] if row else 0.0, last_pace=row[1] if row else 0.0,
+                        members=members, params=params)
+            conn.execute("INSERT INTO budget (name, tat, pace) VALUES (?, ?, ?) "
+                         "ON CONFLICT (name) DO UPDATE SET tat = excluded.tat, "
+                         "pace = excluded.pace", (info.budget, done.tat, done.pace))
             self._upsert(conn, info, now)
             conn.execute("UPDATE member SET next = ?, last = ?, backlog = ? WHERE id = ?",
                          (done.me.next, done.me.last, int(done.me.backlog), info.id))
