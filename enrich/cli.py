@@ -16,7 +16,7 @@ from click.core import ParameterSource
 
 from enrich import errors as E
 from enrich.job import RunConfig, apply_job_file, parse_duration
-from enrich.logs import one_line
+from enrich.logs import Log, one_line
 from enrich.types import utc_timestamp
 
 __all__ = ["cli", "main"]
@@ -247,6 +247,12 @@ def cli() -> None:
     type=click.Choice(["text", "json"]),
     help="Log lines on stderr.  [default: text]",
 )
+@click.option(
+    "--metrics-file",
+    type=click.Path(path_type=Path, dir_okay=False, readable=False),
+    help="Prometheus metrics of the run (a .prom file for the node_exporter textfile "
+    "collector), written at the end of every run that read its input.",
+)
 @click.pass_context
 @translate_errors
 def run_command(ctx: click.Context, /, input_path: Path | None, **params: Any) -> None:
@@ -269,11 +275,23 @@ def run_command(ctx: click.Context, /, input_path: Path | None, **params: Any) -
     from enrich.presentation import make_presentation
     from enrich.runner import Seams, run
 
-    cfg = _config(ctx, input_path, params)
-    pres = make_presentation(cfg)
-    with pres:
-        result = run(cfg, seams=Seams(log=pres.log, on_progress=pres.on_progress))
-        pres.final_table(result.summary)
+    json_logs = params.get("log_format") == "json"
+    try:
+        cfg = _config(ctx, input_path, params)
+        json_logs = cfg.log_format == "json"
+        pres = make_presentation(cfg)
+        with pres:
+            result = run(cfg, seams=Seams(log=pres.log, on_progress=pres.on_progress))
+            pres.final_table(result.summary)
+    except E.EnrichError as exc:
+        if not json_logs:
+            raise
+        # JSON logs stay JSON: the error is an event (the run logged it, with its end
+        # event, when it had started)
+        if not getattr(exc, "logged", False):
+            Log(fmt="json").event("error", one_line(str(exc)), level="error",
+                                  exit_code=exc.exit_code)  # fmt: skip
+        ctx.exit(exc.exit_code)
     ctx.exit(result.exit_code)
 
 

@@ -30,7 +30,7 @@ __all__ = [
 LogFormat = Literal["text", "json"]
 
 #: Keys whose values are paths (``{date}`` expanded, relative to the job file).
-PATH_KEYS = frozenset({"input", "output", "errors", "summary", "cache"})
+PATH_KEYS = frozenset({"input", "output", "errors", "summary", "cache", "metrics_file"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,6 +61,9 @@ class RunConfig:
     sheet: str | None = None
     separator: str | None = None
     limit: int | None = None
+    metrics_file: Path | None = None
+    #: the ``--job`` file's stem (metrics label); not a job-file key
+    job_name: str | None = None
 
     def validated(self) -> RunConfig:
         """Check value ranges; raise UsageError (exit 2) naming the option."""
@@ -264,7 +267,9 @@ def apply_job_file(
     if merged.get("input") is None:
         raise UsageError("name an INPUT file, or a job file with --job")
     merged["input"] = Path(merged["input"])
-    for key in ("output", "errors", "summary", "cache"):
+    for key in ("output", "errors", "summary", "cache", "metrics_file"):
         if merged.get(key) is not None:
             merged[key] = Path(merged[key])
+    if job is not None:
+        merged["job_name"] = job.stem
     return replace(RunConfig(input=merged.pop("input")), **merged).validated()

@@ -12,34 +12,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
-import random
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from enrich import frames, report
+from enrich import calls, frames, report
 from enrich.cache import Ledger
-from enrich.client import CamsClient, endpoint_for_region, validate_endpoint
+from enrich.calls import Seams
+from enrich.client import CamsClient
 from enrich.credentials import CredentialSource
 from enrich.errors import (
     EXIT_ERROR_RATE,
+    EXIT_INTERRUPTED,
     EXIT_OK,
-    CallError,
-    FatalApiError,
+    EnrichError,
     Interrupted,
+    OutputError,
     UsageError,
 )
-from enrich.fanout import FanOut, FanOutResult
+from enrich.fanout import FanOut
 from enrich.interrupts import Interrupts, SignalStop
 from enrich.job import RunConfig
-from enrich.limiter import ConcurrencyGate, Throttle
 from enrich.lock import output_lock
 from enrich.logs import Log
+from enrich.metrics import check_metrics_path, write_metrics
 from enrich.prepare import (
     DEMO_CUST_SPACE_ID,
     Prepared,
@@ -48,8 +47,6 @@ from enrich.prepare import (
     prepare,
 )
 from enrich.regions import region_warning
-from enrich.retry import RetryPolicy
-from enrich.signing import Credentials
 from enrich.types import Key, KeyOutcome, Progress, utc_timestamp
 
 __all__ = [
@@ -64,33 +61,6 @@ __all__ = [
     "run",
     "run_async",
 ]
-
-_FIX_HINTS = {
-    "Product.Unsubscript": "subscribe the account to ChatApp Message Service (CAMS)",
-    "Ram.PermissionDeny": "grant the RAM user the cams:QueryPhoneBusinessProfile permission",
-    "InvalidAccessKeyId.NotFound": "check ALIBABA_CLOUD_ACCESS_KEY_ID",
-    "InvalidAccessKeyId.Inactive": "enable the AccessKey or use another one",
-    "SignatureDoesNotMatch": "check ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-    "InvalidSecurityToken.Expired": "refresh ALIBABA_CLOUD_SECURITY_TOKEN",
-    "InvalidSecurityToken.Malformed": "check ALIBABA_CLOUD_SECURITY_TOKEN",
-    "InvalidTimeStamp.Expired": "fix this machine's clock (it is more than 15 minutes off)",
-    "Unknown.ResourceOwnerId": "check --cust-space-id: it does not belong to this account",
-}
-
-
-@dataclass(frozen=True, kw_only=True)
-class Seams:
-    """What tests (and --mock) pass in instead of patching modules."""
-
-    environ: dict[str, str] | None = None
-    clock: Callable[[], float] = time.time
-    rand: Callable[[], float] = random.random
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-    log: Log | None = None
-    on_progress: Callable[[Progress], None] | None = None
-    install_signal_handlers: bool = True
-    progress_every_s: float = 30.0
-
 
 @dataclass
 class RunResult:
@@ -141,8 +111,10 @@ def run(cfg: RunConfig, *, seams: Seams | None = None) -> RunResult:
     with Interrupts(enabled=seams.install_signal_handlers) as interrupts:
         try:
             return asyncio.run(run_async(cfg, seams=seams, interrupts=interrupts))
-        except SignalStop:
-            raise Interrupted(Interrupts.stop_message) from None
+        except SignalStop as stop:
+            err = Interrupted(Interrupts.stop_message)
+            err.logged = getattr(stop, "logged", False)  # type: ignore[attr-defined]
+            raise err from None
 
 
 async def run_async(
@@ -179,7 +151,12 @@ class Enriched:
 
 
 class _Run:
-    """One run as named steps: connect → lock → prepare → answer → collect → write."""
+    """One run as named steps: connect → lock → prepare → answer → collect → write.
+
+    A run that fails after reading its input still reports what it did: the
+    metrics file (``--metrics-file``) and, with JSON logs, an ``error`` event and
+    the closing ``end`` event with the figures so far.
+    """
 
     def __init__(
         self,
@@ -198,10 +175,24 @@ class _Run:
         self.log = seams.log or Log(fmt=cfg.log_format)
         self.started_at = seams.clock()
         self.t0 = time.monotonic()
+        self.provider = "none"
+        # what is known so far, for the report of a run that fails
+        self.prep: Prepared | None = None
+        self.cache_hits: int | None = None
+        self.fan: FanOut | None = None
 
     async def go(self) -> Enriched:
-        endpoint, credentials, emulator = await _connection(self.cfg, self.seams)
-        self.credentials = credentials
+        try:
+            done = await self._go()
+        except (EnrichError, KeyboardInterrupt) as exc:
+            self._failed(exc)
+            raise
+        self._metrics(done.summary)
+        return done
+
+    async def _go(self) -> Enriched:
+        endpoint, credentials, emulator = await calls.connection(self.cfg, self.seams)
+        self.provider = credentials.provider
         if self.cfg.mock and not self.cfg.cust_space_id and not self.cfg.cust_space_column:
             self.cfg = replace(self.cfg, cust_space_id=DEMO_CUST_SPACE_ID)
         lock = (
@@ -209,12 +200,11 @@ class _Run:
         )
         try:
             with lock:
-                prep = _prepare(self.cfg, self.log, table=self.table, provider=credentials.provider)
+                prep = self.prep = _prepare(
+                    self.cfg, self.log, table=self.table, provider=self.provider
+                )
                 with Ledger(cache_path_for(self.cfg)) as ledger:
-                    answers = await _answer(
-                        self.cfg, self.seams, prep, ledger=ledger, log=self.log,
-                        interrupts=self.interrupts, endpoint=endpoint, credentials=credentials,
-                    )  # fmt: skip
+                    answers = await self._answer(prep, ledger, endpoint, credentials)
                 done = self._collect(prep, answers)
                 if self.paths is not None:
                     self._write(done, self.paths)
@@ -224,6 +214,40 @@ class _Run:
             credentials.close()
             if emulator is not None:
                 emulator.stop()
+
+    async def _answer(
+        self, prep: Prepared, ledger: Ledger, endpoint: str, credentials: CredentialSource
+    ) -> _Answers:
+        """Answers for every key: fresh ones from the ledger, the rest called."""
+        cfg, seams = self.cfg, self.seams
+        cached = ledger.lookup_frame(prep.keys, not_before=seams.clock() - cfg.max_age_s)
+        self.cache_hits = cached.height
+        known = set(zip(cached["cust"].to_list(), cached["number"].to_list(), strict=True))
+        todo = [k for k in prep.keys if k not in known]
+        if not todo:
+            return _Answers(cached, {}, Progress(total=0))
+        client = CamsClient(
+            endpoint=endpoint,
+            credentials=credentials,
+            timeout_s=cfg.timeout,
+            clock=seams.clock,
+            max_connections=max(calls.workers(cfg), 16),
+        )
+        try:
+            fan = self.fan = calls.fan_out(cfg, seams, todo, caller=client, recorder=ledger,
+                                      log=self.log)  # fmt: skip
+            result, signalled = await calls.call(fan, seams, self.log, self.interrupts)
+        finally:
+            await client.close()
+        if result.fatal is not None:
+            raise calls.fatal(result.fatal)
+        if signalled:
+            done = cached.height + len(result.outcomes)
+            raise Interrupted(
+                f"interrupted: {done} of {len(prep.keys)} numbers done and kept in "
+                "the cache; run the same command again to resume"
+            )
+        return _Answers(cached, result.outcomes, fan.progress)
 
     def _collect(self, prep: Prepared, answers: _Answers) -> Enriched:
         """The enriched frame, the error report and the summary."""
@@ -238,7 +262,7 @@ class _Run:
             exit_code = EXIT_ERROR_RATE
         summary = _summary(cfg, self.paths, prep, answers, counts, exit_code=exit_code,
                            started_at=self.started_at, finished_at=self.seams.clock(),
-                           t0=self.t0, credentials=self.credentials.provider)  # fmt: skip
+                           t0=self.t0, credentials=self.provider)  # fmt: skip
         return Enriched(prep, frame, report.error_frame(prep, frame), summary)
 
     def _write(self, done: Enriched, paths: OutputPaths) -> None:
@@ -253,6 +277,61 @@ class _Run:
             out_fmt=paths.fmt,
             commit=self.interrupts.committing(),
         )
+
+    def _failed(self, exc: BaseException) -> None:
+        """After the input was read: the metrics, and the JSON log's error and end events."""
+        if self.prep is None:
+            return  # nothing was read: the caller's one line says it all
+        exit_code = exc.exit_code if isinstance(exc, EnrichError) else EXIT_INTERRUPTED
+        summary = self._partial_summary(exit_code)
+        self._metrics(summary)
+        if self.log.fmt == "json":
+            message = str(exc) if isinstance(exc, EnrichError) else Interrupts.stop_message
+            self.log.event("error", message, level="error", exit_code=exit_code)
+            self.log.info("end", f"failed with exit code {exit_code}", **summary)
+            exc.logged = True  # type: ignore[attr-defined]
+
+    def _partial_summary(self, exit_code: int) -> dict[str, Any]:
+        """The summary's keys that are known when a run fails (SPEC.md's order)."""
+        paths, prep, fan = self.paths, self.prep, self.fan
+        summary: dict[str, Any] = {
+            "input": str(self.cfg.input),
+            "output": None if paths is None else str(paths.output),
+            "errors": None if paths is None else str(paths.errors),
+            "credentials": self.provider,
+        }
+        if prep is not None:
+            summary.update(rows=prep.n_rows, unique_numbers=len(prep.keys), invalid=prep.invalid)
+        if self.cache_hits is not None:
+            summary["cache_hits"] = self.cache_hits
+        progress = fan.progress if fan is not None else None
+        if progress is not None:
+            summary.update(api_calls=progress.api_calls, retries=progress.retries,
+                           throttled=progress.throttled)  # fmt: skip
+        summary.update(
+            started_at=utc_timestamp(self.started_at),
+            finished_at=utc_timestamp(self.seams.clock()),
+            elapsed_s=round(time.monotonic() - self.t0, 3),
+            exit_code=exit_code,
+        )
+        return summary
+
+    def _metrics(self, summary: dict[str, Any]) -> None:
+        """The ``--metrics-file``; failing to write it is a warning, not a failed run."""
+        path = self.cfg.metrics_file
+        if path is None:
+            return
+        try:
+            write_metrics(
+                path,
+                summary,
+                job=self.cfg.job_name or self.cfg.input.stem,
+                exit_code=int(summary["exit_code"]),
+                duration_s=time.monotonic() - self.t0,
+                finished_at=self.seams.clock(),
+            )
+        except OutputError as exc:
+            self.log.warning("metrics", str(exc), path=str(path))
 
 
 def _output_paths(cfg: RunConfig) -> OutputPaths:
@@ -271,6 +350,8 @@ def _output_paths(cfg: RunConfig) -> OutputPaths:
         raise UsageError(f"--errors {errors_path.name}: the error report is a .csv file")
     if summary_path.suffix.lower() != ".json":
         raise UsageError(f"--summary {summary_path.name}: the run summary is a .json file")
+    if cfg.metrics_file is not None:
+        check_metrics_path(cfg.metrics_file)
     distinct = {p.resolve() for p in (output, errors_path, summary_path, cfg.input)}
     if len(distinct) < 4:
         raise UsageError("input, output, error report and summary must be four different files")
@@ -307,117 +388,6 @@ def _prepare(
             "every row is reported, calling nothing",
         )
     return prep
-
-
-async def _answer(
-    cfg: RunConfig,
-    seams: Seams,
-    prep: Prepared,
-    *,
-    ledger: Ledger,
-    log: Log,
-    interrupts: Interrupts,
-    endpoint: str,
-    credentials: CredentialSource,
-) -> _Answers:
-    """Answers for every key: fresh ones from the ledger, the rest called."""
-    cached = ledger.lookup_frame(prep.keys, not_before=seams.clock() - cfg.max_age_s)
-    known = set(zip(cached["cust"].to_list(), cached["number"].to_list(), strict=True))
-    todo = [k for k in prep.keys if k not in known]
-    if not todo:
-        return _Answers(cached, {}, Progress(total=0))
-    client = CamsClient(
-        endpoint=endpoint,
-        credentials=credentials,
-        timeout_s=cfg.timeout,
-        clock=seams.clock,
-        max_connections=max(_workers(cfg), 16),
-    )
-    try:
-        fan = _fan_out(cfg, seams, todo, caller=client, recorder=ledger, log=log)
-        result, signalled = await _call(fan, seams, log, interrupts)
-    finally:
-        await client.close()
-    if result.fatal is not None:
-        raise _fatal(result.fatal)
-    if signalled:
-        done = cached.height + len(result.outcomes)
-        raise Interrupted(
-            f"interrupted: {done} of {len(prep.keys)} numbers done and kept in "
-            "the cache; run the same command again to resume"
-        )
-    return _Answers(cached, result.outcomes, fan.progress)
-
-
-def _cap(cfg: RunConfig) -> int:
-    return max(16, min(1024, math.ceil(cfg.rate * cfg.timeout)))
-
-
-def _workers(cfg: RunConfig) -> int:
-    return cfg.concurrency or _cap(cfg)
-
-
-def _fan_out(
-    cfg: RunConfig, seams: Seams, todo: list[Key], *, caller: CamsClient, recorder: Ledger, log: Log
-) -> FanOut:
-    """The fan-out over ``todo``, with its throttle and concurrency gate."""
-    throttle = Throttle(cfg.rate)
-    progress = Progress(total=len(todo), slot_s=1.0 / throttle.max_pace)
-    # Until the first answer the latency is unknown: start as if it were the timeout
-    # (the pace alone spaces the starts), then learn it from the answers.
-    gate = ConcurrencyGate(
-        pace=lambda: throttle.pace,
-        fixed=cfg.concurrency,
-        cap=_cap(cfg),
-        initial_latency_s=cfg.timeout,
-    )
-    return FanOut(
-        todo,
-        caller=caller,
-        throttle=throttle,
-        gate=gate,
-        policy=RetryPolicy(max_attempts=cfg.max_attempts),
-        recorder=recorder,
-        log=log,
-        workers=_workers(cfg),
-        single_space=not cfg.cust_space_column,
-        progress=progress,
-        rand=seams.rand,
-        sleep=seams.sleep,
-        clock=seams.clock,
-        on_progress=seams.on_progress,
-    )
-
-
-async def _call(
-    fan: FanOut, seams: Seams, log: Log, interrupts: Interrupts
-) -> tuple[FanOutResult, bool]:
-    """Run the fan-out with signals stopping it and a progress log line every so often."""
-    signalled: list[bool] = []
-
-    def on_signal() -> None:
-        signalled.append(True)
-        fan.stop.set()
-
-    if seams.on_progress is not None:
-        seams.on_progress(fan.progress)  # show the total before the first answer
-    ticker = asyncio.ensure_future(_ticker(log, fan.progress, seams.progress_every_s))
-    try:
-        with interrupts.calling(asyncio.get_running_loop(), on_signal):
-            result = await fan.run()
-    finally:
-        ticker.cancel()
-    return result, bool(signalled)
-
-
-def _fatal(err: CallError) -> FatalApiError:
-    hint = _FIX_HINTS.get(err.code, "fix the account or credentials")
-    return FatalApiError(
-        f"aborted: the API answered {err.code} ({err.message}); {hint}. "
-        "Nothing was written; answers so far are kept in the cache.",
-        code=err.code,
-        request_id=err.request_id,
-    )
 
 
 def _summary(
@@ -459,7 +429,14 @@ def _summary(
 
 
 def _log_end(log: Log, cfg: RunConfig, prep: Prepared, summary: dict[str, Any]) -> None:
+    """The closing lines: the error-rate warning first, the ``end`` event last."""
     s = summary
+    if s["exit_code"] == EXIT_ERROR_RATE:
+        log.warning(
+            "error_rate",
+            f"error rows {s['error_rows']}/{prep.n_rows} "
+            f"exceed --max-error-rate {cfg.max_error_rate:g}; exit 4",
+        )
     log.info(
         "end",
         f"done: {s['ok']} ok, {s['no_profile']} without profile, "
@@ -468,43 +445,5 @@ def _log_end(log: Log, cfg: RunConfig, prep: Prepared, summary: dict[str, Any]) 
         + (f" → {s['output']}" if s["output"] is not None else ""),
         **summary,
     )
-    if s["exit_code"] == EXIT_ERROR_RATE:
-        log.warning(
-            "error_rate",
-            f"error rows {s['error_rows']}/{prep.n_rows} "
-            f"exceed --max-error-rate {cfg.max_error_rate:g}; exit 4",
-        )
 
 
-async def _ticker(log: Log, progress: Progress, every_s: float = 30.0) -> None:
-    while True:
-        await asyncio.sleep(every_s)
-        eta = progress.eta_s
-        log.info(
-            "progress",
-            f"{progress.done}/{progress.total} numbers, {progress.rate:.1f} calls/s, ETA {eta:.0f}s"
-            if eta is not None
-            else f"{progress.done}/{progress.total} numbers",
-            done=progress.done,
-            total=progress.total,
-            rate=round(progress.rate, 2),
-            eta_s=None if eta is None else round(eta),
-            throttled=progress.throttled,
-            retries=progress.retries,
-            errors=progress.errors,
-        )
-
-
-async def _connection(cfg: RunConfig, seams: Seams) -> tuple[str, CredentialSource, Any]:
-    """(endpoint, credentials, emulator handle or None); one line and exit 1 when the
-    credential chain has nothing, before anything is read or sent."""
-    if cfg.mock:
-        from enrich.emulator import EmulatorConfig, EmulatorServer
-
-        server = EmulatorServer(EmulatorConfig()).start()
-        ak, secret = next(iter(EmulatorConfig().keys.items()))
-        return server.url, CredentialSource.fixed(Credentials(ak, secret)), server
-    endpoint = cfg.endpoint or endpoint_for_region(cfg.region_id)
-    validate_endpoint(endpoint)
-    source = await CredentialSource.discover(environ=seams.environ, clock=seams.clock)
-    return endpoint, source, None
