@@ -256,7 +256,7 @@ def test_sqlite_store_errors_are_one_line(tmp_path: Path) -> None:
         with pytest.raises(InputError, match=message) as err:
             asyncio.run(join(spec))
         assert "\n" not in str(err.value)
-        assert str(err.value).startswith(f"quota store {spec} unreachable: ")
+        assert str(err.value).startswith(f"quota store {spec} unusable: ")
 
 
 def test_sqlite_status_never_creates_the_store_and_lists_live_runs(tmp_path: Path) -> None:

@@ -92,7 +92,7 @@ class Quota:
         try:
             return await self._backend.status()
         except StoreUnavailable as err:
-            raise InputError(f"quota store {self.describe()} unreachable: {err}") from None
+            raise InputError(f"{_failed(self._backend)}: {err}") from None
 
     async def aclose(self) -> None:
         await self._backend.aclose()
@@ -143,10 +143,8 @@ class Member:
         try:
             joined = await self._backend.register(self._info)
         except StoreUnavailable as err:
-            raise InputError(
-                f"quota store {self._backend.describe()} unreachable: {err}; "
-                "check --quota, or run with --quota off"
-            ) from None
+            raise InputError(f"{_failed(self._backend)}: {err}; "
+                             "check --quota, or run with --quota off") from None
         self._info = dataclasses.replace(self._info, joined=joined)
         self._beat = asyncio.create_task(self._heartbeat(), name=f"quota-heartbeat-{self.id}")
         return self
@@ -223,9 +221,8 @@ class Member:
                 outage = loop.time() - self._outage_since
                 if outage >= self._params.lost_timeout_s:
                     raise QuotaLostError(
-                        f"quota store {self._backend.describe()} unreachable for "
-                        f"{outage:.0f} s ({err}); no request is sent without it: "
-                        "check the store, or run with --quota off"
+                        f"{_failed(self._backend)} for {outage:.0f} s ({err}); no request "
+                        "is sent without it: check the store, or run with --quota off"
                     ) from None
                 await asyncio.sleep(min(self._params.retry_s,
                                         self._params.lost_timeout_s - outage))
@@ -248,14 +245,13 @@ class Member:
         self._outage_reason = str(err)
         if self._outage_since is None:
             self._outage_since = self._outage_told = now
-            self._tell("lost", f"quota store {self._backend.describe()} unreachable "
-                       f"({err}); requests wait for it, up to "
-                       f"{self._params.lost_timeout_s:.0f} s", 0.0)
+            self._tell("lost", f"{_failed(self._backend)} ({err}); requests wait for it, "
+                       f"up to {self._params.lost_timeout_s:.0f} s", 0.0)
         elif now - self._outage_told >= _WAITING_EVERY_S:
             self._outage_told = now
             outage = now - self._outage_since
-            self._tell("waiting", f"quota store {self._backend.describe()} still unreachable "
-                       f"after {outage:.0f} s ({err})", outage)
+            self._tell("waiting", f"{_failed(self._backend)} still, after {outage:.0f} s "
+                       f"({err})", outage)
 
     def _restored(self, now: float) -> None:
         if self._outage_since is not None:
@@ -268,3 +264,8 @@ class Member:
         if self._on_event is not None:
             self._on_event(QuotaEvent(kind=kind, store=self._backend.describe(),
                                       message=message, outage_s=outage))
+
+
+def _failed(backend: Backend) -> str:
+    """``quota store redis://h:6379/0 unreachable`` or ``quota store /x.sqlite3 unusable``."""
+    return f"quota store {backend.describe()} {'unreachable' if backend.remote else 'unusable'}"

@@ -200,6 +200,8 @@ class _Keys:
 class RedisBackend:
     """A quota store on a Redis server ≥ 6.2 (see the module docstring)."""
 
+    remote = True
+
     def __init__(self, spec: RedisSpec, *, params: QuotaParams) -> None:
         self._spec = spec
         self._params = params

@@ -22,7 +22,7 @@ from typing import TypeVar
 from enrich.quota._core import MemberState, QuotaParams, step, window_rate
 from enrich.quota._spec import SqliteSpec
 from enrich.quota._types import BudgetStatus, MemberInfo, MemberStatus, StoreUnavailable
-from enrich.quota._util import budget_status, one_line
+from enrich.quota._util import budget_status, one_line, os_error_line
 
 __all__ = ["SqliteBackend"]
 
@@ -68,6 +68,8 @@ ON CONFLICT (id) DO UPDATE SET rate = excluded.rate, heartbeat = excluded.heartb
 class SqliteBackend:
     """A quota store in one SQLite file (see the module docstring)."""
 
+    remote = False
+
     def __init__(self, spec: SqliteSpec, *, params: QuotaParams,
                  clock: Callable[[], float] = time.time) -> None:
         self._path = spec.path
@@ -110,8 +112,10 @@ class SqliteBackend:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, partial(fn, *args))
-        except (sqlite3.Error, OSError) as exc:
+        except sqlite3.Error as exc:
             raise StoreUnavailable(one_line(str(exc) or type(exc).__name__)) from None
+        except OSError as exc:
+            raise StoreUnavailable(os_error_line(exc)) from None
 
     def _connect(self) -> sqlite3.Connection:
         if self._conn is not None:

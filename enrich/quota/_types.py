@@ -79,6 +79,9 @@ class QuotaEvent:
 class Backend(Protocol):
     """What a member needs from a store; every method raises only :class:`StoreUnavailable`."""
 
+    #: a server reached over the network ("unreachable"), or a local file ("unusable")
+    remote: bool
+
     def describe(self) -> str: ...
 
     async def register(self, info: MemberInfo) -> float:
