@@ -16,8 +16,8 @@ from enrich.frames.cells import for_spreadsheet
 from enrich.frames.csv_read import read_csv
 from enrich.frames.parquet import read_parquet, write_parquet
 from enrich.frames.staging import atomic_path
+from enrich.frames.xlsx_output import KEEP_MAX_CELLS, write_xlsx_output
 from enrich.frames.xlsx_read import read_xlsx
-from enrich.frames.xlsx_write import write_xlsx
 
 __all__ = ["read_table", "write_table"]
 
@@ -71,8 +71,11 @@ def write_table(
     enriched_columns: Sequence[str] | None = None,
     shown_as: Path | None = None,
     numeric_cells: Mapping[str, Mapping[str, pl.Series]] | None = None,
-) -> None:
-    """Write ``df`` to ``path`` atomically, whole or not at all.
+    source: Path | None = None,
+    header_row: int | None = None,
+    keep_max_cells: int = KEEP_MAX_CELLS,
+) -> list[str]:
+    """Write ``df`` to ``path`` atomically, whole or not at all; the warnings for the user.
 
     * Parquet: as is; lists stay lists, nothing is neutralised.
     * CSV and XLSX: each column of ``list_columns`` becomes its items joined by
@@ -90,6 +93,18 @@ def write_table(
       coloured; column widths fit their contents up to a cap; the cells that
       ``numeric_cells`` (``Table.numeric_cells``) marks in text columns are
       written back as numbers.
+    * XLSX from a workbook: ``source`` is the workbook the table was read from
+      (its data sheet ``sheet_name``, header on sheet row ``header_row``,
+      1-based; default: the first row of its used range). It is kept as its user
+      made it (openpyxl: number formats, widths, filters, frozen panes, styles,
+      formulas, the other sheets unchanged and in their order), the columns of
+      ``enriched_columns`` appended beside the table, the rows after ``df``'s
+      last one dropped (``--limit``), up to ``keep_max_cells`` cells. Above it,
+      or when the workbook cannot be kept, it is written as above (in the
+      workbook's sheet order) with a warning saying what was not kept.
+
+    Returns one line per warning (a workbook not kept, a formula column without
+    stored values, what openpyxl could not carry); empty for CSV and Parquet.
 
     An older file at ``path`` stays untouched when writing fails. Messages name
     ``shown_as`` (default ``path``): the file the user asked for when ``path``
@@ -105,24 +120,28 @@ def write_table(
         try:
             if fmt == "parquet":
                 write_parquet(df, tmp)
-                return
+                return []
             flat = for_spreadsheet(df, api_text_columns=api_text_columns, list_columns=list_columns)
             if fmt == "csv":
                 flat.write_csv(tmp, separator=separator, null_value="")
-                return
+                return []
             highlighted = (
                 set(enriched_columns)
                 if enriched_columns is not None
                 else {c for c in df.columns if c.startswith(_ENRICHED_PREFIX)}
             )
-            write_xlsx(
+            return write_xlsx_output(
                 shown,
                 tmp,
+                df,
                 flat,
+                source=source if sheet_name is not None else None,
+                header_row=header_row,
                 sheet_name=sheet_name or "Sheet1",
                 other_sheets=other_sheets or {},
                 highlighted=highlighted,
                 numeric_cells=numeric_cells or {},
+                max_cells=keep_max_cells,
             )
         except (PolarsError, pl.exceptions.PanicException, XlsxWriterException, ValueError) as exc:
             # OSError is left to atomic_path, which says it the same way.

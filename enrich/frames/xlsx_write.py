@@ -1,13 +1,15 @@
-"""Writing XLSX: text is always a text cell, other types keep theirs; a readable sheet.
+"""Writing XLSX anew (the fast writer): text is always a text cell, other types keep theirs.
 
 Never a formula, a URL or a number made from text; numbers, dates and booleans
 keep their types; the header row is frozen and filterable, the enriched
-headers coloured, column widths fitted; rows stream to disk.
+headers coloured, column widths fitted; rows stream to disk. Used for every
+XLSX output whose input was not a workbook, and for workbooks too large to
+keep as they are (``xlsx_keep``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -21,11 +23,13 @@ from xlsxwriter.worksheet import Worksheet
 from enrich.errors import OutputError
 from enrich.frames.cells import for_spreadsheet
 
-__all__ = ["write_xlsx"]
+__all__ = ["column_widths", "write_xlsx"]
 
 _XLSX_MAX_ROWS: Final = 1_048_576
 _XLSX_MAX_WIDTH: Final = 60
 _XLSX_MIN_WIDTH: Final = 8
+# fastexcel's names for columns whose header cell is empty: written as empty again.
+_UNNAMED: Final = "__UNNAMED__"
 
 
 @dataclass
@@ -50,10 +54,13 @@ def write_xlsx(
     other_sheets: Mapping[str, pl.DataFrame],
     highlighted: set[str],
     numeric_cells: Mapping[str, Mapping[str, pl.Series]],
+    sheet_order: Sequence[str] | None = None,
 ) -> None:
-    """Write the workbook to ``tmp``: ``df`` (already flattened) first, then ``other_sheets``.
+    """Write the workbook to ``tmp``: ``df`` (already flattened) and ``other_sheets``.
 
-    Messages name ``path``, the file the user asked for.
+    The sheets come in ``sheet_order`` (the input workbook's, when known; the data
+    sheet is then the one shown on opening), else the data sheet first. Messages
+    name ``path``, the file the user asked for.
     """
     for name, frame in [(sheet_name, df), *other_sheets.items()]:
         if frame.height + 1 > _XLSX_MAX_ROWS:
@@ -75,19 +82,25 @@ def write_xlsx(
         },
     )
     formats = _add_formats(workbook)
-    _write_sheet(
-        workbook.add_worksheet(sheet_name),
-        df,
-        formats,
-        highlighted,
-        numeric_cells.get(sheet_name, {}),
-    )
-    for name, frame in other_sheets.items():
-        other = _text_safe(frame)
-        _write_sheet(
-            workbook.add_worksheet(name), other, formats, set(), numeric_cells.get(name, {})
-        )
+    for name in _order(sheet_name, other_sheets, sheet_order):
+        ws = workbook.add_worksheet(name)
+        if name == sheet_name:
+            _write_sheet(ws, df, formats, highlighted, numeric_cells.get(name, {}))
+            ws.activate()
+        else:
+            other = _text_safe(other_sheets[name])
+            _write_sheet(ws, other, formats, set(), numeric_cells.get(name, {}))
     workbook.close()
+
+
+def _order(
+    sheet_name: str, other_sheets: Mapping[str, pl.DataFrame], order: Sequence[str] | None
+) -> list[str]:
+    """The workbook's order when it names exactly these sheets; else the data sheet first."""
+    names = [sheet_name, *other_sheets]
+    if order is not None and sorted(order) == sorted(names):
+        return list(order)
+    return names
 
 
 def _add_formats(workbook: Workbook) -> _Formats:
@@ -136,11 +149,13 @@ def _write_header(
     ws: Worksheet, df: pl.DataFrame, formats: _Formats, highlighted: set[str]
 ) -> None:
     """The header row, frozen and filterable; the column widths."""
-    for c, (name, width) in enumerate(zip(df.columns, _widths(df), strict=True)):
+    for c, (name, width) in enumerate(zip(df.columns, column_widths(df), strict=True)):
         ws.set_column(c, c, width)
-        ws.write_string(
-            0, c, name, formats.enriched_header if name in highlighted else formats.header
-        )
+        header = formats.enriched_header if name in highlighted else formats.header
+        if name.startswith(_UNNAMED) and name.removeprefix(_UNNAMED).isdigit():
+            ws.write_blank(0, c, None, header)
+        else:
+            ws.write_string(0, c, name, header)
     if df.width:
         ws.freeze_panes(1, 0)
         ws.autofilter(0, 0, max(df.height, 1), df.width - 1)
@@ -196,7 +211,8 @@ def _cell_writer(
     return lambda r, c, v: ws.write_string(r, c, str(v))
 
 
-def _widths(df: pl.DataFrame) -> list[int]:
+def column_widths(df: pl.DataFrame) -> list[int]:
+    """Widths that fit each column's header and contents, within a cap (characters)."""
     if df.width == 0:
         return []
     if df.height:
