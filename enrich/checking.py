@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import replace
 from typing import Any
@@ -69,13 +70,22 @@ def check(cfg: RunConfig, *, now: float | None = None, examples: int = 5) -> dic
     }
 
 
-def _duration(seconds: float) -> str:
-    s = round(seconds)
+def _duration(seconds: float, *, calls: int) -> str:
+    """An estimate as people read it, rounded up: ``2.1`` → ``3s``, ``3601`` → ``1h01m``.
+
+    Never ``0s`` when there are calls to make: under a second is ``<1s``.
+    """
+    if calls <= 0:
+        return "0s"
+    if seconds < 1:
+        return "<1s"
+    s = math.ceil(seconds)
     if s < 60:
         return f"{s}s"
     if s < 3600:
         return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    m = math.ceil(s / 60)
+    return f"{m // 60}h{m % 60:02d}m"
 
 
 def render_check(r: dict[str, Any]) -> str:
@@ -109,7 +119,8 @@ def render_check(r: dict[str, Any]) -> str:
         ),
         f"calls needed     {r['calls_needed']}"
         + (" at most" if r["fresh_in_cache"] is None else ""),
-        f"estimated time   {_duration(r['estimated_s'])} at {r['rate']:g} requests/s "
+        f"estimated time   {_duration(r['estimated_s'], calls=r['calls_needed'])} "
+        f"at {r['rate']:g} requests/s "
         "(plus retries)",
     ]
     return "\n".join(lines)

@@ -8,13 +8,16 @@ says the same as the table. ``--log-format json`` turns the bar off unless
 
 The bar shows numbers done / to call, requests per second, the ETA, and the
 errors and throttle answers so far; the table shows the outcome by status,
-the errors by code, calls, cache hits, elapsed time and rate.
+the errors by code, calls, cache hits, elapsed time and rate. On a narrow
+terminal the bar's parts give way in ``BAR_DROP_ORDER`` (the bar itself
+shrinks first), so done / to call is always on the line (``fit_bar``).
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -24,14 +27,52 @@ from enrich.phones import PHONE_ERROR_CODES
 from enrich.types import Progress
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from rich.console import Console, RenderableType
     from rich.progress import Progress as RichProgress
-    from rich.progress import TaskID
+    from rich.progress import ProgressColumn, Task, TaskID
 
-__all__ = ["Presentation", "format_duration", "make_presentation"]
+__all__ = [
+    "BAR_DROP_ORDER",
+    "BAR_PARTS",
+    "Presentation",
+    "fit_bar",
+    "format_duration",
+    "make_presentation",
+]
 
 #: Error codes that mean "no usable number" (rows counted as ``invalid``).
 _INVALID_CODES = frozenset(PHONE_ERROR_CODES)
+
+#: The progress line's parts, in the order they are shown.
+BAR_PARTS = ("name", "bar", "count", "rate", "eta", "errors", "throttled", "elapsed")
+#: What gives way, first to last, when the line is too narrow for every part; the
+#: bar shrinks from ``_BAR_WIDTH`` to ``_BAR_MIN`` before anything goes. ``count``
+#: (done / to call) never goes.
+BAR_DROP_ORDER = ("elapsed", "rate", "throttled", "name", "eta", "bar", "errors")
+_BAR_WIDTH = 30
+_BAR_MIN = 10
+
+
+def fit_bar(widths: Mapping[str, int], width: int) -> tuple[tuple[str, ...], int]:
+    """The parts that fit on a line of ``width`` cells, and the bar's width (0: no bar).
+
+    ``widths``: the width of every part of ``BAR_PARTS`` but the bar. Parts are
+    one space apart. Pure, so a layout is tested without a terminal.
+    """
+    shown = list(BAR_PARTS)
+
+    def room() -> int:
+        used = sum(widths[part] for part in shown if part != "bar")
+        return width - used - (len(shown) - 1)
+
+    for part in (None, *BAR_DROP_ORDER):
+        if part is not None:
+            shown.remove(part)
+        if "bar" in shown and room() >= _BAR_MIN:
+            return tuple(shown), min(_BAR_WIDTH, room())
+        if "bar" not in shown and room() >= 0:
+            return tuple(shown), 0
+    return tuple(shown), 0  # only the count, even if the line cuts it
 
 
 def format_duration(seconds: float | None) -> str:
@@ -70,27 +111,10 @@ class Presentation:
         if not self._want_bar:
             return self
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-        from rich.progress import Progress as RichProgress
 
         if self._console is None:
             self._console = Console(stderr=True, force_terminal=self._force_terminal or None)
-        self._bar = RichProgress(
-            TextColumn("[bold]enrich[/]"),
-            BarColumn(bar_width=30),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:>5.1f} req/s"),
-            TextColumn("ETA {task.fields[eta]}"),
-            TextColumn("errors {task.fields[errors]}"),
-            TextColumn("throttled {task.fields[throttled]}"),
-            TimeElapsedColumn(),
-            console=self._console,
-            transient=False,
-            # stdout stays the caller's: nothing of ours may ever land there.
-            redirect_stdout=False,
-            # log lines written to stderr scroll above the bar instead of tearing it
-            redirect_stderr=True,
-        )
+        self._bar = _fitting_progress(self._console)
         self._bar.start()
         return self
 
@@ -129,6 +153,53 @@ class Presentation:
         self._console.print(summary_table(summary))
 
 
+def _fitting_progress(console: Console) -> RichProgress:
+    """A rich progress display whose line is laid out for the console's width at every
+    redraw (a resized terminal included): ``fit_bar`` says which parts are shown."""
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as RichProgress
+    from rich.table import Column, Table
+
+    bar = BarColumn(bar_width=_BAR_WIDTH)
+    parts: dict[str, ProgressColumn] = {
+        "name": TextColumn("[bold]enrich[/]"),
+        "bar": bar,
+        "count": MofNCompleteColumn(),
+        "rate": TextColumn("{task.fields[rate]:>5.1f} req/s"),
+        "eta": TextColumn("ETA {task.fields[eta]}"),
+        "errors": TextColumn("errors {task.fields[errors]}"),
+        "throttled": TextColumn("throttled {task.fields[throttled]}"),
+        "elapsed": TimeElapsedColumn(),
+    }
+
+    class FittingProgress(RichProgress):
+        def get_renderables(self) -> Iterable[RenderableType]:
+            # rich's documented hook for a custom layout (rich would squeeze every
+            # column alike, and cut the count first)
+            for task in self.tasks:
+                if task.visible:
+                    yield self._line(task)
+
+        def _line(self, task: Task) -> RenderableType:
+            cells = {name: col.render(task) for name, col in parts.items() if name != "bar"}
+            widths = {name: self.console.measure(cell).maximum for name, cell in cells.items()}
+            shown, bar_width = fit_bar(widths, self.console.width)
+            bar.bar_width = bar_width
+            grid = Table.grid(*(Column(no_wrap=True) for _ in shown), padding=(0, 1))
+            grid.add_row(*(bar.render(task) if name == "bar" else cells[name] for name in shown))
+            return grid
+
+    return FittingProgress(
+        *parts.values(),
+        console=console,
+        transient=False,
+        # stdout stays the caller's: nothing of ours may ever land there.
+        redirect_stdout=False,
+        # log lines written to stderr scroll above the bar instead of tearing it
+        redirect_stderr=True,
+    )
+
+
 def summary_table(summary: Mapping[str, Any]) -> Any:
     """A ``rich.table.Table`` of a run summary (see SPEC "Run summary")."""
     from rich.table import Table
@@ -157,7 +228,7 @@ def summary_table(summary: Mapping[str, Any]) -> Any:
     table.add_row("elapsed", f"{float(summary.get('elapsed_s') or 0.0):.1f} s")
     table.add_row("rate", f"{float(summary.get('requests_per_s') or 0.0):.1f} req/s")
     if summary.get("output"):
-        table.add_row("output", str(summary["output"]))
+        table.add_row("output", str(Path(summary["output"]).resolve()))
     return table
 
 
