@@ -18,7 +18,7 @@ from enrich.cache import Ledger
 from enrich.client import CamsClient, endpoint_for_region, validate_endpoint
 from enrich.credentials import CredentialSource
 from enrich.errors import CallError, FatalApiError
-from enrich.fanout import FanOut, FanOutResult
+from enrich.fanout import FanOut, FanOutResult, Slots
 from enrich.interrupts import Interrupts
 from enrich.job import RunConfig
 from enrich.limiter import ConcurrencyGate, Throttle
@@ -65,7 +65,14 @@ def workers(cfg: RunConfig) -> int:
 
 
 def fan_out(
-    cfg: RunConfig, seams: Seams, todo: list[Key], *, caller: CamsClient, recorder: Ledger, log: Log
+    cfg: RunConfig,
+    seams: Seams,
+    todo: list[Key],
+    *,
+    caller: CamsClient,
+    recorder: Ledger,
+    log: Log,
+    slots: Slots | None = None,
 ) -> FanOut:
     """The fan-out over ``todo``, with its throttle and concurrency gate."""
     throttle = Throttle(cfg.rate)
@@ -93,6 +100,7 @@ def fan_out(
         sleep=seams.sleep,
         clock=seams.clock,
         on_progress=seams.on_progress,
+        slots=slots,
     )
 
 

@@ -248,6 +248,20 @@ def cli() -> None:
     help="Log lines on stderr.  [default: text]",
 )
 @click.option(
+    "--quota",
+    metavar="STORE",
+    envvar="CAMS_ENRICH_QUOTA",
+    help="Where runs share the account's budget: a SQLite file, redis://[:password@]host:port/db "
+    "(several hosts), or off (env CAMS_ENRICH_QUOTA).  [default: quota.sqlite3 in the user "
+    "cache dir]",
+)
+@click.option(
+    "--quota-name",
+    metavar="NAME",
+    help="The shared budget's name.  [default: the AccessKeyId (or the STS source) and "
+    "the endpoint host]",
+)
+@click.option(
     "--metrics-file",
     type=click.Path(path_type=Path, dir_okay=False, readable=False),
     help="Prometheus metrics of the run (a .prom file for the node_exporter textfile "
@@ -453,6 +467,39 @@ def cache_clear(cache_path: Path | None) -> None:
     click.echo(f"cleared {n} answers")
 
 
+
+
+@cli.group("quota")
+def quota_group() -> None:
+    """Look at the account budgets that runs share (the --quota store).
+
+    \b
+    Examples:
+      enrich quota status
+      enrich quota status --quota redis://cams-redis.internal:6379/0
+    """
+
+
+@quota_group.command("status")
+@click.option(
+    "--quota",
+    metavar="STORE",
+    envvar="CAMS_ENRICH_QUOTA",
+    help="The store: a SQLite file or redis://… (env CAMS_ENRICH_QUOTA).  "
+    "[default: the one enrich run uses]",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the budgets as JSON.")
+@translate_errors
+def quota_status(quota: str | None, as_json: bool) -> None:
+    """Show each budget, its rate, and the runs on it now (PID, host, input, recent rate).
+
+    \b
+    Example:
+      enrich quota status
+    """
+    from enrich.quota_status import quota_status as status
+
+    click.echo(status(quota, as_json=as_json))
 
 
 def main() -> None:

@@ -23,13 +23,13 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from enrich.errors import CallError
+from enrich.errors import CallError, EnrichError
 from enrich.limiter import ConcurrencyGate, Throttle
 from enrich.logs import Log, mask_phone
 from enrich.retry import RetryPolicy, Verdict
 from enrich.types import Answer, Key, KeyOutcome, Progress
 
-__all__ = ["Caller", "FanOut", "FanOutResult", "Recorder"]
+__all__ = ["Caller", "FanOut", "FanOutResult", "Recorder", "Slots"]
 
 #: In-flight requests get this long to finish once the run stops.
 STOP_GRACE_S = 1.5
@@ -39,6 +39,14 @@ class Caller(Protocol):
     """One API call: an ``Answer``, or a ``CallError`` raised."""
 
     async def query(self, space: str, number: str, *, attempt: int) -> Answer: ...
+
+
+class Slots(Protocol):
+    """A shared budget's slots (``quota.Member``): one per request, retries included."""
+
+    async def acquire(self) -> float: ...
+
+    def unused(self) -> None: ...
 
 
 class Recorder(Protocol):
@@ -64,6 +72,8 @@ class FanOutResult:
 
     outcomes: dict[Key, KeyOutcome] = field(default_factory=dict)
     fatal: CallError | None = None
+    #: a failure of the run itself (the quota store or the credentials lost): stop, raise it
+    failure: EnrichError | None = None
 
 
 class FanOut:
@@ -87,8 +97,11 @@ class FanOut:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.time,
         on_progress: Callable[[Progress], None] | None = None,
+        slots: Slots | None = None,
     ) -> None:
         self.keys = keys
+        self.slots = slots
+        self.quota_wait_s = 0.0
         self.caller = caller
         self.throttle = throttle
         self.gate = gate
@@ -111,7 +124,9 @@ class FanOut:
     @property
     def stopping(self) -> bool:
         """The run is stopping (a signal, or a fatal error): no new request leaves."""
-        return self.stop.is_set() or self.result.fatal is not None
+        return (
+            self.stop.is_set() or self.result.fatal is not None or self.result.failure is not None
+        )
 
     async def run(self) -> FanOutResult:
         """Run the workers until every key is done or the run stops (then a short grace)."""
@@ -167,17 +182,43 @@ class FanOut:
             if not await self._wait_for_slot(key[0]):
                 return None
             return await self._attempt(key, attempt)
+        except EnrichError as exc:  # the run cannot go on: stop it, the runner raises this
+            if self.result.failure is None:
+                self.result.failure = exc
+            self.stop.set()
+            return None
         finally:
             await self.gate.release()
 
     async def _wait_for_slot(self, space: str) -> bool:
-        """The throttle's release; False (slot given back) when the request must not leave."""
+        """The throttle's release, then the shared budget's slot; False (slots given
+        back) when the request must not leave."""
         await self.throttle.acquire()
-        if self.stopping or space in self.dead_spaces:
+        if self.slots is not None and not self._gone(space):
+            try:
+                self.quota_wait_s += await self.slots.acquire()
+            except BaseException:
+                self.throttle.unused()
+                raise
+            if self._gone(space):
+                self.slots.unused()
+        if self._gone(space):
             # stopped, or rejected while this one waited for its slot
             self.throttle.unused()
             return False
         return True
+
+    def _gone(self, space: str) -> bool:
+        return self.stopping or space in self.dead_spaces
+
+    async def take_extra_slot(self) -> None:
+        """A request the caller sends on its own (a resend after expired credentials):
+        paced and counted like any other."""
+        await self.throttle.acquire()
+        if self.slots is not None:
+            self.quota_wait_s += await self.slots.acquire()
+        self.throttle.on_success()
+        self.progress.api_calls += 1
 
     async def _attempt(self, key: Key, attempt: int) -> Answer | CallError:
         """One request, counted and timed."""

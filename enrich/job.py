@@ -62,6 +62,8 @@ class RunConfig:
     separator: str | None = None
     limit: int | None = None
     metrics_file: Path | None = None
+    quota: str | None = None
+    quota_name: str | None = None
     #: the ``--job`` file's stem (metrics label); not a job-file key
     job_name: str | None = None
 

@@ -20,10 +20,11 @@ from typing import Any
 import polars as pl
 
 from enrich import calls, frames, report
-from enrich.cache import Ledger
+from enrich.cache import Ledger, default_cache_path
 from enrich.calls import Seams
 from enrich.client import CamsClient
 from enrich.credentials import CredentialSource
+from enrich.endpoints import validate_endpoint
 from enrich.errors import (
     EXIT_ERROR_RATE,
     EXIT_INTERRUPTED,
@@ -46,6 +47,7 @@ from enrich.prepare import (
     limit_to_first_keys,
     prepare,
 )
+from enrich.quota import Member, QuotaEvent, open_quota
 from enrich.regions import region_warning
 from enrich.types import Key, KeyOutcome, Progress, utc_timestamp
 
@@ -180,6 +182,7 @@ class _Run:
         self.prep: Prepared | None = None
         self.cache_hits: int | None = None
         self.fan: FanOut | None = None
+        self.quota_store = "off" if cfg.quota == "off" else None
 
     async def go(self) -> Enriched:
         try:
@@ -226,19 +229,30 @@ class _Run:
         todo = [k for k in prep.keys if k not in known]
         if not todo:
             return _Answers(cached, {}, Progress(total=0))
+        box: list[FanOut] = []
+
+        async def before_resend() -> None:  # a resend after expired credentials: a request too
+            await box[0].take_extra_slot()
+
         client = CamsClient(
             endpoint=endpoint,
             credentials=credentials,
             timeout_s=cfg.timeout,
             clock=seams.clock,
             max_connections=max(calls.workers(cfg), 16),
+            before_resend=before_resend,
         )
         try:
-            fan = self.fan = calls.fan_out(cfg, seams, todo, caller=client, recorder=ledger,
-                                      log=self.log)  # fmt: skip
-            result, signalled = await calls.call(fan, seams, self.log, self.interrupts)
+            async with contextlib.AsyncExitStack() as stack:
+                member = await self._join_quota(stack, endpoint, credentials)
+                fan = self.fan = calls.fan_out(cfg, seams, todo, caller=client, recorder=ledger,
+                                               log=self.log, slots=member)  # fmt: skip
+                box.append(fan)
+                result, signalled = await calls.call(fan, seams, self.log, self.interrupts)
         finally:
             await client.close()
+        if result.failure is not None:
+            raise result.failure
         if result.fatal is not None:
             raise calls.fatal(result.fatal)
         if signalled:
@@ -248,6 +262,25 @@ class _Run:
                 "the cache; run the same command again to resume"
             )
         return _Answers(cached, result.outcomes, fan.progress)
+
+    async def _join_quota(
+        self, stack: contextlib.AsyncExitStack, endpoint: str, credentials: CredentialSource
+    ) -> Member | None:
+        """This run's membership of the account's shared budget (``--quota``), or None."""
+        cfg = self.cfg
+        quota = open_quota(cfg.quota, cache_dir=default_cache_path().parent,
+                           on_event=self._quota_event)  # fmt: skip
+        if quota is None:
+            return None
+        self.quota_store = quota.describe()
+        budget = cfg.quota_name or f"{credentials.budget_name}@{validate_endpoint(endpoint).host}"
+        await stack.enter_async_context(quota)
+        return await stack.enter_async_context(
+            quota.join(budget, rate=cfg.rate, input=str(cfg.input))
+        )
+
+    def _quota_event(self, event: QuotaEvent) -> None:
+        self.log.warning(f"quota_{event.kind}", event.message, store=self.quota_store)
 
     def _collect(self, prep: Prepared, answers: _Answers) -> Enriched:
         """The enriched frame, the error report and the summary."""
@@ -263,7 +296,16 @@ class _Run:
         summary = _summary(cfg, self.paths, prep, answers, counts, exit_code=exit_code,
                            started_at=self.started_at, finished_at=self.seams.clock(),
                            t0=self.t0, credentials=self.provider)  # fmt: skip
+        summary["quota"] = self._quota_described()
+        summary["quota_wait_s"] = round(self.fan.quota_wait_s, 3) if self.fan else 0.0
         return Enriched(prep, frame, report.error_frame(prep, frame), summary)
+
+    def _quota_described(self) -> str:
+        """The store for the summary: a path, a URL without its password, or ``off``."""
+        if self.quota_store is None:
+            quota = open_quota(self.cfg.quota, cache_dir=default_cache_path().parent)
+            self.quota_store = "off" if quota is None else quota.describe()
+        return self.quota_store
 
     def _write(self, done: Enriched, paths: OutputPaths) -> None:
         report.write_outputs(
