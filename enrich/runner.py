@@ -62,6 +62,7 @@ __all__ = [
     "enrich_table_async",
     "run",
     "run_async",
+    "side_name",
 ]
 
 @dataclass
@@ -94,12 +95,32 @@ class _Answers:
     progress: Progress
 
 
+#: Output extensions, longest first, that the side files' names replace.
+_OUTPUT_EXTS = (".csv.gz", ".tsv.gz", ".csv.zst", ".parquet", ".xlsx", ".csv", ".tsv")
+
+
+def side_name(output: Path, suffix: str) -> Path:
+    """The side file named after the output: ``a.enriched.csv`` → ``a.errors.csv``
+    (``.enriched.<ext>``, or ``.<ext>``, replaced by ``suffix``), beside it."""
+    name = output.name
+    for ext in _OUTPUT_EXTS:
+        if name.lower().endswith(ext):
+            name = name[: -len(ext)]
+            break
+    else:
+        name = output.stem
+    if name.lower().endswith(".enriched"):
+        name = name[: -len(".enriched")]
+    return output.with_name(name + suffix)
+
+
 def default_paths(cfg: RunConfig) -> tuple[Path, Path, Path]:
-    """(output, errors, summary) as SPEC.md names them by default."""
+    """(output, errors, summary) as SPEC.md names them by default: the side files
+    after the output, so two runs with two outputs never share them."""
     inp = cfg.input
     output = cfg.output or inp.with_name(f"{inp.stem}.enriched{inp.suffix.lower()}")
-    errors = cfg.errors or output.with_name(f"{inp.stem}.errors.csv")
-    summary = cfg.summary or output.with_name(f"{inp.stem}.summary.json")
+    errors = cfg.errors or side_name(output, ".errors.csv")
+    summary = cfg.summary or side_name(output, ".summary.json")
     return output, errors, summary
 
 

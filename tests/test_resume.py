@@ -135,7 +135,8 @@ def test_a_signal_while_writing_stops_the_run_and_keeps_the_older_outputs(
     filled = start(args, tmp_path)  # every number in the cache
     _, err = filled.communicate(timeout=120)
     assert filled.returncode == 0, err
-    outputs = ("n.out.xlsx", "n.errors.csv", "n.summary.json")
+    # the side files are named after the output (SPEC.md "Names of the side files")
+    outputs = ("n.out.xlsx", "n.out.errors.csv", "n.out.summary.json")
     for name in outputs:
         (tmp_path / name).write_bytes(b"an older good output")
     before = sorted(p.name for p in tmp_path.iterdir())

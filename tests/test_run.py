@@ -19,6 +19,7 @@ SUMMARY_KEYS = {
     "input", "output", "errors", "rows", "unique_numbers", "invalid", "cache_hits", "api_calls",
     "retries", "throttled", "ok", "no_profile", "error_rows", "errors_by_code", "started_at",
     "finished_at", "elapsed_s", "requests_per_s", "exit_code",
+    "credentials",  # SPEC.md "Credentials": which provider served the run
 }
 
 CSV_TEXT = (
@@ -335,3 +336,26 @@ def test_api_errors_carry_their_request_id_and_time_fresh_or_cached(
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", fresh[space]["bp_fetched_at"])
     cached = rows("cached.csv")
     assert cached["err-Biz.NotAllowed"] == fresh["err-Biz.NotAllowed"]
+
+
+def test_side_files_are_named_after_the_output(emulator, creds, tmp_path: Path) -> None:
+    """Two runs of one input with two outputs never share an error report or a summary."""
+    from click.testing import CliRunner
+
+    from enrich.cli import cli
+    from enrich.runner import side_name
+
+    assert side_name(Path("d/a.enriched.csv"), ".errors.csv") == Path("d/a.errors.csv")
+    assert side_name(Path("a.csv"), ".summary.json") == Path("a.summary.json")
+    assert side_name(Path("a.v2.XLSX"), ".errors.csv") == Path("a.v2.errors.csv")
+    server = emulator()
+    src = tmp_path / "in.csv"
+    src.write_text("phone\n+8613800138000\n+8613800138001\n", "utf-8")
+    for name, limit in (("a.csv", "1"), ("b.csv", "2")):
+        res = CliRunner().invoke(cli, ["run", str(src), "-o", str(tmp_path / name), "--endpoint",
+                                       server.url, "--cust-space-id", "c1", "--limit", limit])
+        assert res.exit_code == 0, res.output
+    summaries = {n: json.loads((tmp_path / f"{n}.summary.json").read_text()) for n in "ab"}
+    assert summaries["a"]["rows"] == 1 and summaries["b"]["rows"] == 2
+    assert summaries["a"]["errors"] == str(tmp_path / "a.errors.csv")
+    assert not (tmp_path / "in.errors.csv").exists()
