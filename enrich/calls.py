@@ -27,7 +27,17 @@ from enrich.retry import RetryPolicy
 from enrich.signing import Credentials
 from enrich.types import Key, Progress
 
-__all__ = ["Seams", "call", "cap", "connection", "fan_out", "fatal", "ticker", "workers"]
+__all__ = [
+    "Seams",
+    "call",
+    "cap",
+    "connection",
+    "fan_out",
+    "fatal",
+    "ticker",
+    "unreachable",
+    "workers",
+]
 
 _FIX_HINTS = {
     "Product.Unsubscript": "subscribe the account to ChatApp Message Service (CAMS)",
@@ -129,6 +139,17 @@ def fatal(err: CallError) -> FatalApiError:
     hint = _FIX_HINTS.get(err.code, "fix the account or credentials")
     return FatalApiError(
         f"aborted: the API answered {err.code} ({err.message}); {hint}. "
+        "Nothing was written; answers so far are kept in the cache.",
+        code=err.code,
+        request_id=err.request_id,
+    )
+
+
+def unreachable(endpoint: str, err: CallError, attempts: int) -> FatalApiError:
+    """SPEC.md "When nothing gets through": the run stops as for a fatal error."""
+    return FatalApiError(
+        f"aborted: {endpoint} is unreachable: the first {attempts} attempts all failed "
+        f"({err.code}: {err.message}); check the endpoint and the network. "
         "Nothing was written; answers so far are kept in the cache.",
         code=err.code,
         request_id=err.request_id,

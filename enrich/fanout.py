@@ -72,6 +72,8 @@ class FanOutResult:
 
     outcomes: dict[Key, KeyOutcome] = field(default_factory=dict)
     fatal: CallError | None = None
+    #: the service looks unreachable: every attempt so far failed on the client side
+    unreachable: CallError | None = None
     #: a failure of the run itself (the quota store or the credentials lost): stop, raise it
     failure: EnrichError | None = None
 
@@ -102,6 +104,8 @@ class FanOut:
         self.keys = keys
         self.slots = slots
         self.quota_wait_s = 0.0
+        self.answered = 0  # attempts the service answered (anything but a client-side failure)
+        self.client_failures = 0
         self.caller = caller
         self.throttle = throttle
         self.gate = gate
@@ -125,7 +129,10 @@ class FanOut:
     def stopping(self) -> bool:
         """The run is stopping (a signal, or a fatal error): no new request leaves."""
         return (
-            self.stop.is_set() or self.result.fatal is not None or self.result.failure is not None
+            self.stop.is_set()
+            or self.result.fatal is not None
+            or self.result.failure is not None
+            or self.result.unreachable is not None
         )
 
     async def run(self) -> FanOutResult:
@@ -242,6 +249,7 @@ class FanOut:
         return got
 
     def _on_answer(self, key: Key, answer: Answer, attempts: int) -> None:
+        self.answered += 1
         self.throttle.on_success()
         self.recorder.put_answer(key, answer)
         self._finish(key, KeyOutcome.answered(answer, attempts=attempts))
@@ -249,6 +257,8 @@ class FanOut:
     def _on_failure(self, key: Key, err: CallError, attempts: int) -> float | None:
         """Act on the policy's verdict; the delay before the next try, or None when done."""
         verdict = self.policy.verdict(err, attempts, single_space=self.single_space)
+        if self._nothing_gets_through(err):
+            return None
         if verdict.throttle:
             self.progress.throttled += 1
             self.throttle.on_throttle()
@@ -265,6 +275,19 @@ class FanOut:
             self._give_up(key, err, attempts, answered_at=self._answered_at(key, err, verdict))
             return None
         return self._retry_delay(key, err, attempts)
+
+    def _nothing_gets_through(self, err: CallError) -> bool:
+        """After the policy's count of client-side failures with no answer: stop."""
+        if not self.policy.unreachable_sign(err):
+            self.answered += 1
+            return False
+        self.client_failures += 1
+        if self.answered or self.client_failures < self.policy.unreachable_after:
+            return False
+        if self.result.unreachable is None:
+            self.result.unreachable = err
+        self.stop.set()
+        return True
 
     def _answered_at(self, key: Key, err: CallError, verdict: Verdict) -> float | None:
         """When the service gave this error (kept in the ledger when worth it), else None."""

@@ -117,6 +117,14 @@ class RetryPolicy:
     max_attempts: int = 6
     base_s: float = 0.5
     cap_s: float = 30.0
+    #: this many attempts failing on the client side, and none succeeding: unreachable
+    unreachable_after: int = 50
+
+    def unreachable_sign(self, err: CallError) -> bool:
+        """A failure that says the service may not be reachable at all (SPEC.md "When
+        nothing gets through"): a connection error, a timeout, an HTTP 5xx."""
+        status = err.http_status or 0
+        return err.code in ("Client.Connection", "Client.Timeout") or 500 <= status < 600
 
     def decide(self, err: CallError, attempts: int) -> tuple[Decision, bool]:
         """(decision, is_throttle) after ``attempts`` tries ended in ``err``."""

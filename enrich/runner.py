@@ -276,6 +276,8 @@ class _Run:
             raise result.failure
         if result.fatal is not None:
             raise calls.fatal(result.fatal)
+        if result.unreachable is not None:
+            raise calls.unreachable(endpoint, result.unreachable, fan.policy.unreachable_after)
         if signalled:
             done = cached.height + len(result.outcomes)
             raise Interrupted(

@@ -254,3 +254,28 @@ def test_a_space_rejected_while_others_wait_for_a_slot_gets_no_more_calls(
     events = [json.loads(line)["event"] for line in fan.log.stream.getvalue().splitlines()]
     assert events.count("space_rejected") == 1  # said once, however many were in flight
     assert fan.progress.done == len(keys)
+
+
+def test_nothing_gets_through_stops_after_the_policys_count(ledger: Ledger) -> None:
+    keys = keys_of(200)
+    caller = FakeCaller(default=CallError("Client.Connection", "refused"))
+    fan = fan_out(keys, caller, ledger=ledger, workers=4)
+    result = asyncio.run(fan.run())
+    assert result.unreachable is not None and result.unreachable.code == "Client.Connection"
+    # 50 failed attempts, plus the few already in flight
+    assert 50 <= len(caller.calls) <= 50 + 4
+    # only numbers whose tries ran out before then are reported; the rest are not
+    assert all(o.attempts == 6 for o in result.outcomes.values())
+    assert len(result.outcomes) < 50 // 6 + 1
+
+
+def test_one_answer_means_the_service_is_reachable(ledger: Ledger) -> None:
+    keys = keys_of(30)
+    refused = CallError("Client.Connection", "refused")
+    # the first number answers; every other gets a connection error on each of 3 tries
+    caller = FakeCaller(scripts={k: [refused] for k in keys[1:]})
+    fan = fan_out(keys, caller, ledger=ledger, workers=1, max_attempts=3)
+    result = asyncio.run(fan.run())
+    assert result.unreachable is None
+    assert len(caller.calls) == 1 + 29 * 3  # every retry made: a flaky service, not a dead one
+    assert sum(o.error_code == "Client.Connection" for o in result.outcomes.values()) == 29

@@ -359,3 +359,26 @@ def test_side_files_are_named_after_the_output(emulator, creds, tmp_path: Path) 
     assert summaries["a"]["rows"] == 1 and summaries["b"]["rows"] == 2
     assert summaries["a"]["errors"] == str(tmp_path / "a.errors.csv")
     assert not (tmp_path / "in.errors.csv").exists()
+
+
+def test_an_unreachable_endpoint_stops_the_run(creds, tmp_path: Path) -> None:
+    """SPEC.md "When nothing gets through": exit 3, one line naming the endpoint, no output."""
+    import socket
+
+    from click.testing import CliRunner
+
+    from enrich.cli import cli
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    src = tmp_path / "in.csv"
+    src.write_text("phone\n" + "".join(f"+86139{i:08d}\n" for i in range(150)), "utf-8")
+    url = f"http://127.0.0.1:{port}"
+    res = CliRunner().invoke(cli, ["run", str(src), "--endpoint", url, "--cust-space-id", "c1",
+                                   "--rate", "1000", "--max-attempts", "2"])
+    assert res.exit_code == 3, res.output
+    lines = [line for line in res.output.splitlines() if line.startswith("enrich: error:")]
+    assert len(lines) == 1
+    assert f"{url} is unreachable: the first 50 attempts all failed (Client.Connection" in lines[0]
+    assert not (tmp_path / "in.enriched.csv").exists()
