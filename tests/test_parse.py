@@ -212,7 +212,8 @@ def test_an_empty_data_object_is_ok_end_to_end_and_from_the_cache(
     src.write_text(f"phone\n+{empty}\n+{null}\n", encoding="utf-8")
     server = emulator()
     args = ["run", str(src), "-o", str(tmp_path / "out.parquet"), "--endpoint", server.url,
-            "--cust-space-id", "S1", "--cache", str(tmp_path / "ledger.sqlite3")]
+            "--summary", str(tmp_path / "run.json"), "--cust-space-id", "S1",
+            "--cache", str(tmp_path / "ledger.sqlite3")]
     for calls in (2, 0):  # a cold run, then the same answers from the cache
         res = CliRunner().invoke(cli, args, catch_exceptions=False)
         assert res.exit_code == 0, res.stderr
@@ -223,5 +224,5 @@ def test_an_empty_data_object_is_ok_end_to_end_and_from_the_cache(
         assert all(first[c] is None for c in ("bp_about", "bp_address", "bp_description",
                                               "bp_vertical", "bp_email",
                                               "bp_profile_picture_url", "bp_error_code"))
-        summary = json.loads((tmp_path / "in.summary.json").read_text())
+        summary = json.loads((tmp_path / "run.json").read_text())
         assert (summary["ok"], summary["no_profile"], summary["api_calls"]) == (1, 1, calls)
