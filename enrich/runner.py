@@ -32,14 +32,14 @@ from enrich.errors import (
     EnrichError,
     Interrupted,
     OutputError,
-    UsageError,
 )
 from enrich.fanout import FanOut
 from enrich.interrupts import Interrupts, SignalStop
 from enrich.job import RunConfig
 from enrich.lock import output_lock
 from enrich.logs import Log
-from enrich.metrics import check_metrics_path, write_metrics
+from enrich.metrics import write_metrics
+from enrich.paths import OutputPaths, default_paths, output_paths, side_name
 from enrich.prepare import (
     DEMO_CUST_SPACE_ID,
     Prepared,
@@ -76,16 +76,6 @@ class RunResult:
     summary_path: Path
 
 
-@dataclass(frozen=True)
-class OutputPaths:
-    """The three outputs, and the enriched file's format."""
-
-    output: Path
-    errors: Path
-    summary: Path
-    fmt: frames.Format
-
-
 @dataclass
 class _Answers:
     """The ledger's fresh answers, this run's outcomes and its counters."""
@@ -93,35 +83,6 @@ class _Answers:
     cached: pl.DataFrame
     fresh: dict[Key, KeyOutcome]
     progress: Progress
-
-
-#: Output extensions, longest first, that the side files' names replace.
-_OUTPUT_EXTS = (".csv.gz", ".tsv.gz", ".csv.zst", ".parquet", ".xlsx", ".csv", ".tsv")
-
-
-def side_name(output: Path, suffix: str) -> Path:
-    """The side file named after the output: ``a.enriched.csv`` → ``a.errors.csv``
-    (``.enriched.<ext>``, or ``.<ext>``, replaced by ``suffix``), beside it."""
-    name = output.name
-    for ext in _OUTPUT_EXTS:
-        if name.lower().endswith(ext):
-            name = name[: -len(ext)]
-            break
-    else:
-        name = output.stem
-    if name.lower().endswith(".enriched"):
-        name = name[: -len(".enriched")]
-    return output.with_name(name + suffix)
-
-
-def default_paths(cfg: RunConfig) -> tuple[Path, Path, Path]:
-    """(output, errors, summary) as SPEC.md names them by default: the side files
-    after the output, so two runs with two outputs never share them."""
-    inp = cfg.input
-    output = cfg.output or inp.with_name(f"{inp.stem}.enriched{inp.suffix.lower()}")
-    errors = cfg.errors or side_name(output, ".errors.csv")
-    summary = cfg.summary or side_name(output, ".summary.json")
-    return output, errors, summary
 
 
 def run(cfg: RunConfig, *, seams: Seams | None = None) -> RunResult:
@@ -144,7 +105,7 @@ async def run_async(
     cfg: RunConfig, *, seams: Seams, interrupts: Interrupts | None = None
 ) -> RunResult:
     """``run`` inside an event loop (signals as ``interrupts`` says; none by default)."""
-    run = _Run(cfg, seams, interrupts=interrupts, paths=_output_paths(cfg))
+    run = _Run(cfg, seams, interrupts=interrupts, paths=output_paths(cfg))
     done = await run.go()
     assert run.paths is not None
     p = run.paths
@@ -397,30 +358,6 @@ class _Run:
             )
         except OutputError as exc:
             self.log.warning("metrics", str(exc), path=str(path))
-
-
-def _output_paths(cfg: RunConfig) -> OutputPaths:
-    """Check the input format and the three output paths before anything else happens."""
-    output, errors_path, summary_path = default_paths(cfg)
-    frames.format_for(cfg.input, role="input")  # a bad input is exit 1, whatever the output
-    out_fmt = frames.format_for(output, role="output")
-    for p in (output, errors_path, summary_path):
-        if p.parent.exists() and not p.parent.is_dir():
-            raise UsageError(f"cannot write {p}: {p.parent} is not a folder")
-        if not p.parent.is_dir():
-            raise UsageError(f"cannot write {p}: folder {p.parent} does not exist")
-        if p.is_dir():
-            raise UsageError(f"cannot write {p}: it is a directory")
-    if errors_path.suffix.lower() != ".csv":
-        raise UsageError(f"--errors {errors_path.name}: the error report is a .csv file")
-    if summary_path.suffix.lower() != ".json":
-        raise UsageError(f"--summary {summary_path.name}: the run summary is a .json file")
-    if cfg.metrics_file is not None:
-        check_metrics_path(cfg.metrics_file)
-    distinct = {p.resolve() for p in (output, errors_path, summary_path, cfg.input)}
-    if len(distinct) < 4:
-        raise UsageError("input, output, error report and summary must be four different files")
-    return OutputPaths(output, errors_path, summary_path, out_fmt)
 
 
 def _prepare(
