@@ -20,6 +20,7 @@ SUMMARY_KEYS = {
     "retries", "throttled", "ok", "no_profile", "error_rows", "errors_by_code", "started_at",
     "finished_at", "elapsed_s", "requests_per_s", "exit_code",
     "credentials",  # SPEC.md "Credentials": which provider served the run
+    "quota", "quota_wait_s",  # SPEC.md "Sharing the account's quota"
 }
 
 CSV_TEXT = (
