@@ -193,12 +193,12 @@ def cli() -> None:
 @click.option(
     "--errors",
     type=click.Path(path_type=Path, readable=False),
-    help="Error report (CSV).  [default: <input stem>.errors.csv beside the output]",
+    help="Error report (CSV).  [default: named after the output, a.enriched.csv → a.errors.csv]",
 )
 @click.option(
     "--summary",
     type=click.Path(path_type=Path, readable=False),
-    help="Run summary (JSON).  [default: <input stem>.summary.json beside the output]",
+    help="Run summary (JSON).  [default: named after the output, a.enriched.csv → a.summary.json]",
 )
 @_input_options
 @click.option(
