@@ -1,13 +1,16 @@
 """XLSX in, XLSX out, through `enrich run` against the emulator, read back with openpyxl.
 
 The input sheet comes back cell for cell (numbers stay numbers, text stays
-text, dates stay dates), the API's text is text, no cell anywhere is a live
-formula, the other sheets are carried, and the sheet looks like a report.
+text, dates stay dates), the API's text is text, no cell becomes a live
+formula, the other sheets are carried, and a sheet written anew looks like a
+report. What a kept workbook keeps is in tests/test_xlsx_keep.py.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import inspect
 import shutil
 from pathlib import Path
 from typing import Any
@@ -17,8 +20,13 @@ import pytest
 import xlsxwriter
 from click.testing import CliRunner, Result
 
+from enrich import report
 from enrich.cli import cli
 from enrich.report import API_TEXT_COLUMNS, BP_COLUMNS
+
+# An XLSX input is kept as its user made it once the run passes it to frames
+# (report.write_outputs(source=...)); before that it is written anew.
+KEPT = "source" in inspect.signature(report.write_outputs).parameters
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_data"
 HEADER = ["id", "name", "Phone Number", "joined", "amount", "active", "note", "calc"]
@@ -83,6 +91,17 @@ def values(ws: Any) -> list[list[object]]:
     return [[c.value for c in row] for row in ws.iter_rows()]
 
 
+def assert_formulas_as_given(given: Path, path: Path) -> None:
+    """The formula cells of ``path`` are exactly those of ``given``, as written there."""
+
+    def formulas(p: Path) -> dict[tuple[str, str], Any]:
+        wb = openpyxl.load_workbook(p)
+        return {(ws.title, c.coordinate): c.value
+                for ws in wb for row in ws.iter_rows() for c in row if c.data_type == "f"}
+
+    assert formulas(path) == formulas(given)
+
+
 def assert_no_formula(path: Path) -> None:
     wb = openpyxl.load_workbook(path)  # not data_only: a formula would show as one
     for ws in wb:
@@ -114,11 +133,15 @@ def test_xlsx_round_trip(emulator, creds, leads: Path, tmp_path: Path, sheet: st
     out = run_xlsx(server.url, leads, tmp_path, "--sheet", sheet)
     assert server.stats.requests_total == 4  # 4 distinct valid numbers, "abc" costs nothing
 
-    assert_no_formula(out)
-    source = openpyxl.load_workbook(leads, data_only=True)  # a formula cell → its value
     result = openpyxl.load_workbook(out)
-    # the data sheet first, then the other sheets in workbook order
-    assert result.sheetnames == ["Leads", "Cover", "Lookup"]
+    if KEPT:  # the workbook's own order and formulas
+        assert_formulas_as_given(leads, out)
+        source = openpyxl.load_workbook(leads)
+        assert result.sheetnames == ["Cover", "Leads", "Lookup"]
+    else:  # written anew: the data sheet first, then the others in workbook order
+        assert_no_formula(out)
+        source = openpyxl.load_workbook(leads, data_only=True)  # a formula cell → its value
+        assert result.sheetnames == ["Leads", "Cover", "Lookup"]
 
     # every input cell: the same value and the same kind of cell
     want = values(source["Leads"])
@@ -133,7 +156,10 @@ def test_xlsx_round_trip(emulator, creds, leads: Path, tmp_path: Path, sheet: st
     by_name = [dict(zip(got[0], row, strict=True)) for row in got[1:]]
     assert by_name[0]["note"] == "=1+1"  # input text is never neutralised, never a formula
     assert by_name[4]["note"] == "\tTab"
-    assert [r["calc"] for r in by_name] == [2, 4, 6, 8, 10, 12]  # the formula's value only
+    if KEPT:
+        assert [r["calc"] for r in by_name] == [f"=A{r}*2" for r in range(2, 8)]
+    else:
+        assert [r["calc"] for r in by_name] == [2, 4, 6, 8, 10, 12]  # the formula's value only
     assert by_name[4]["amount"] == 1e15 and kind(by_name[4]["amount"]) == "number"
     assert by_name[5]["joined"] == dt.datetime(2024, 3, 7, 9, 30)
 
@@ -160,9 +186,15 @@ def test_xlsx_round_trip(emulator, creds, leads: Path, tmp_path: Path, sheet: st
         ]
 
 
-def test_xlsx_output_is_readable(emulator, creds, leads: Path, tmp_path: Path) -> None:
-    out = run_xlsx(emulator().url, leads, tmp_path, "--sheet", "Leads")
-    ws = openpyxl.load_workbook(out)["Leads"]
+def test_xlsx_output_is_readable(emulator, creds, tmp_path: Path) -> None:
+    # a CSV to XLSX: written anew, as a report (a kept workbook keeps its user's look)
+    src = tmp_path / "leads.csv"
+    with src.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HEADER)
+        writer.writerows([*row[:-1], row[-1] or "", row[0] * 2] for row in ROWS)
+    out = run_xlsx(emulator().url, src, tmp_path)
+    ws = openpyxl.load_workbook(out).active
     header = [c for c in next(ws.iter_rows(max_row=1))]
     names = [c.value for c in header]
     assert names == HEADER + list(BP_COLUMNS)

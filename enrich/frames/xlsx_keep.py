@@ -163,15 +163,12 @@ class KeepWorkbook:
         if len(data_rows) < height:
             raise CannotKeep("its data sheet has fewer rows than were read (was it changed?)")
         first_col = start[1] + 1
-        expected = self.df.select(
-            _present(name, dtype) for name, dtype in list(self.df.schema.items())[:n_input]
-        ).rows()
+        columns = range(first_col - 1, first_col - 1 + n_input)
+        expected = self.df.select(self.df.columns[:n_input]).rows()
         for want, r in zip(expected, data_rows, strict=False):
             row = grid[r - 1]
-            got = tuple(
-                c < len(row) and row[c] != "" for c in range(first_col - 1, first_col - 1 + n_input)
-            )
-            if got != want:
+            got = (row[c] if c < len(row) else "" for c in columns)
+            if not all(_agrees(w, g) for w, g in zip(want, got, strict=True)):
                 raise CannotKeep(f"row {r} of its data sheet differs from what was read")
         layout = _Layout(grid=grid, header=header, first_col=first_col, data_rows=data_rows)
         layout.last_col = max(
@@ -291,12 +288,24 @@ def _values_as_read(source: Path, sheet: str) -> tuple[list[list[Any]], tuple[in
     return grid, (int(start[0]), int(start[1]))
 
 
-def _present(name: str, dtype: pl.DataType) -> pl.Expr:
-    """True where the reader found a value: not null, and not empty text."""
-    col = pl.col(name)
-    if dtype == pl.String:
-        return (col.is_not_null() & (col != "")).fill_null(False).alias(name)
-    return col.is_not_null().alias(name)
+def _agrees(want: object, got: object) -> bool:
+    """Whether a cell as calamine reads it now (``got``; empty is "") says what the table holds.
+
+    Empty must meet empty; text, booleans and numbers must be equal, a number in a
+    text column (a mixed column) must give the same digits. Kinds the two readings
+    render differently (dates, times, fractions as text) are not compared further.
+    """
+    if got == "" or want is None or want == "":
+        return got == "" and (want is None or want == "")
+    if isinstance(want, str) and isinstance(got, str):
+        return want == got
+    if isinstance(want, bool) or isinstance(got, bool):
+        return not (isinstance(want, bool) and isinstance(got, bool)) or want == got
+    if isinstance(want, int | float) and isinstance(got, int | float):
+        return float(want) == float(got)
+    if isinstance(want, str) and isinstance(got, float) and got.is_integer():
+        return want == str(int(got))
+    return True
 
 
 def _set_text(cell: Any, text: str) -> None:
