@@ -16,8 +16,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import os
 import sys
 import threading
+import types
+import typing
 from collections.abc import Coroutine
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -26,8 +29,8 @@ from typing import Any, Literal, TypeVar
 import polars as pl
 
 from enrich import frames
-from enrich.errors import UsageError
-from enrich.job import RunConfig
+from enrich.errors import InputError, UsageError
+from enrich.job import RunConfig, apply_job_file
 from enrich.logs import Log
 
 __all__ = ["Result", "enrich_file", "enrich_frame", "enrich_frame_async"]
@@ -36,6 +39,8 @@ T = TypeVar("T")
 
 #: What a frame is called in the summary and in log lines.
 FRAME_INPUT = Path("<frame>")
+#: How often the calling thread wakes while it waits, to see an interrupt.
+_POLL_S = 0.1
 #: Options of ``enrich run`` that make no sense for a frame in memory.
 _FILE_ONLY = frozenset({"input", "output", "errors", "summary", "sheet", "separator"})
 
@@ -66,11 +71,47 @@ def _config(input_path: Path, options: dict[str, Any], *, file: bool) -> RunConf
     if unknown:
         hint = " (a frame in memory has no files)" if set(unknown) & _FILE_ONLY else ""
         raise UsageError(f"unknown option(s) {', '.join(unknown)}{hint}")
-    values = {k: v for k, v in options.items() if v is not None}
-    for key in ("output", "errors", "summary", "cache"):
-        if key in values:
-            values[key] = Path(values[key])
-    return RunConfig(input=input_path, **values).validated()
+    values = {k: _checked(k, v) for k, v in options.items() if v is not None}
+    env = {key: os.environ[name] for key, name in _ENVIRONMENT.items() if os.environ.get(name)}
+    # keywords beat the environment, and displace its alternatives, as flags do
+    return apply_job_file(None, {**values, "input": input_path}, env)
+
+
+#: The options the command also takes from the environment (click's ``envvar``).
+_ENVIRONMENT = {
+    "cust_space_id": "CAMS_CUST_SPACE_ID",
+    "endpoint": "CAMS_ENDPOINT",
+    "region_id": "ALIBABA_CLOUD_REGION_ID",
+    "quota": "CAMS_ENRICH_QUOTA",
+}
+
+
+#: What a keyword may be given as, for a field of this type.
+_ACCEPTS: dict[Any, tuple[type, ...]] = {float: (int, float), Path: (str, os.PathLike)}
+
+
+def _checked(key: str, value: Any) -> Any:
+    """``value`` for RunConfig's ``key`` (a path as a Path); a keyword of the wrong type
+    is a UsageError naming it, not a TypeError from deep inside the run."""
+    hint = typing.get_type_hints(RunConfig)[key]
+    union = typing.get_origin(hint) in (types.UnionType, typing.Union)
+    allowed: list[type] = []
+    for t in typing.get_args(hint) if union else (hint,):
+        if typing.get_origin(t) is Literal:
+            if value in typing.get_args(t):
+                return value
+            choices = "/".join(map(repr, typing.get_args(t)))
+            raise UsageError(f"{key} must be one of {choices}, not {value!r}")
+        if t is not type(None):
+            allowed += _ACCEPTS.get(t, (t,))
+    if not all(isinstance(t, type) for t in allowed):
+        return value  # a generic type: RunConfig.validated has the last word
+    if isinstance(value, tuple(allowed)) and (bool in allowed or not isinstance(value, bool)):
+        if os.PathLike in allowed:
+            return Path(typing.cast("str | os.PathLike[str]", value))
+        return value
+    names = " or ".join("a path" if t is os.PathLike else t.__name__ for t in allowed)
+    raise UsageError(f"{key} must be {names}, not {value!r}")
 
 
 def _wants_bar(progress: bool | None) -> bool:
@@ -88,8 +129,33 @@ def _to_polars(df: Any) -> tuple[pl.DataFrame, Literal["polars", "pandas"]]:
     module = type(df).__module__.split(".")[0]
     if module == "pandas":
         # the index is kept aside: the frame comes back with it (see _from_polars)
-        return pl.from_pandas(df.reset_index(drop=True)), "pandas"
+        return _pandas_to_polars(df), "pandas"
     raise UsageError(f"enrich_frame takes a polars or pandas DataFrame, not {type(df).__name__}")
+
+
+def _pandas_to_polars(df: Any) -> pl.DataFrame:
+    """Column by column and without pyarrow (``pl.from_pandas`` needs it for pandas 3's
+    default ``str`` columns and for extension dtypes): plain numpy columns as they are,
+    the others through Python objects, missing values as null."""
+    import numpy as np
+
+    names = [str(name) for name in df.columns]
+    if len(set(names)) < len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise InputError(f"the frame has duplicate column names: {', '.join(twice)}")
+    columns: list[pl.Series] = []
+    for i, name in enumerate(df.columns):
+        s = df.iloc[:, i]
+        if isinstance(s.dtype, np.dtype) and s.dtype.kind in "biufmM":
+            columns.append(pl.Series(str(name), s.to_numpy()))
+            continue
+        values = s.astype(object).where(s.notna(), None).tolist()
+        try:
+            columns.append(pl.Series(str(name), values, strict=False))
+        except (TypeError, ValueError, pl.exceptions.PolarsError):  # mixed types: as text
+            texts = [None if v is None else str(v) for v in values]
+            columns.append(pl.Series(str(name), texts, dtype=pl.String))
+    return pl.DataFrame(columns)
 
 
 def _from_polars(original: Any, enriched: pl.DataFrame, kind: str) -> Any:
@@ -98,7 +164,8 @@ def _from_polars(original: Any, enriched: pl.DataFrame, kind: str) -> Any:
         return enriched
     import pandas as pd
 
-    bp = enriched.select([c for c in enriched.columns if c not in original.columns])
+    # the columns after the input's own (by position: pandas names need not be strings)
+    bp = enriched.select(enriched.columns[len(original.columns) :])
     out = original.copy()
     for name in bp.columns:
         # via Python objects: no pyarrow needed, and nulls come back as None
@@ -147,7 +214,10 @@ def enrich_frame(df: Any, **options: Any) -> Result:
     ``cust_space_id``, ``cust_space_column``, ``default_region``, ``region_id``,
     ``endpoint``, ``mock``, ``rate``, ``concurrency``, ``max_attempts``, ``timeout``,
     ``cache``, ``no_cache``, ``max_age``, ``max_error_rate``, ``limit``,
-    ``progress``, ``log_format``. Raises the exceptions of ``enrich.errors``
+    ``progress``, ``log_format``, ``quota``, ``quota_name``; as for the command,
+    ``CAMS_CUST_SPACE_ID``, ``CAMS_ENDPOINT``, ``ALIBABA_CLOUD_REGION_ID`` and
+    ``CAMS_ENRICH_QUOTA`` stand in for the keywords not given. Raises the exceptions
+    of ``enrich.errors``
     (``InputError``, ``FatalApiError``, ``UsageError``, …).
 
     Example::
@@ -214,7 +284,7 @@ def _run_in_thread(coro: Coroutine[Any, Any, T]) -> T:
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="enrich") as pool:
         future = pool.submit(work)
         try:
-            return future.result()
+            return _wait_for(future)
         except KeyboardInterrupt:
             ready.wait()
             if task:
@@ -224,3 +294,16 @@ def _run_in_thread(coro: Coroutine[Any, Any, T]) -> T:
             with contextlib.suppress(BaseException):
                 future.result(timeout=5)
             raise
+
+
+def _wait_for(future: concurrent.futures.Future[T]) -> T:
+    """``future.result()``, woken often enough to notice a signal.
+
+    A signal that the kernel hands to another thread (the worker, a kernel's own
+    threads) does not wake an untimed wait; the main thread only raises the
+    interrupt once it runs Python code again, which a short timeout gives it.
+    """
+    while not future.done():
+        # not result(timeout=): the work's own TimeoutError would read as "not yet"
+        concurrent.futures.wait([future], timeout=_POLL_S)
+    return future.result()
