@@ -8,6 +8,7 @@ relative to the job file's folder. Options given on the command line override it
 
 from __future__ import annotations
 
+import codecs
 import math
 import os
 import re
@@ -28,6 +29,9 @@ __all__ = [
 ]
 
 LogFormat = Literal["text", "json"]
+InputFormat = Literal["csv", "tsv", "parquet", "xlsx"]
+INPUT_FORMATS: tuple[InputFormat, ...] = ("csv", "tsv", "parquet", "xlsx")
+_TAB_WORDS = frozenset({"tab", "TAB", "\\t"})
 
 #: Keys whose values are paths (``{date}`` expanded, relative to the job file).
 PATH_KEYS = frozenset({"input", "output", "errors", "summary", "cache", "metrics_file"})
@@ -41,7 +45,9 @@ class RunConfig:
     output: Path | None = None
     errors: Path | None = None
     summary: Path | None = None
-    phone_column: str | None = None
+    phone_column: str | tuple[str, ...] | None = None
+    """One column, or several (``--phone-column`` given more than once): per row,
+    the first holding a valid number is used."""
     cust_space_id: str | None = None
     cust_space_column: str | None = None
     default_region: str | None = None
@@ -60,6 +66,12 @@ class RunConfig:
     log_format: LogFormat = "text"
     sheet: str | None = None
     separator: str | None = None
+    encoding: str | None = None
+    """CSV input's encoding; ``None``: UTF-8."""
+    header_row: int | None = None
+    """The header's line (CSV) or sheet row (XLSX), 1-based; ``None``: the first."""
+    input_format: InputFormat | None = None
+    """The input's format whatever its name says; ``-`` (standard input) is CSV without it."""
     limit: int | None = None
     metrics_file: Path | None = None
     quota: str | None = None
@@ -87,8 +99,28 @@ class RunConfig:
             )
         if self.limit is not None and self.limit < 1:
             raise UsageError(f"--limit must be at least 1, not {self.limit}")
-        if self.separator is not None and len(self.separator) != 1:
+        if (
+            self.separator is not None
+            and len(self.separator) != 1
+            and self.separator not in _TAB_WORDS
+        ):
             raise UsageError(f"--separator must be one character, not {self.separator!r}")
+        if self.header_row is not None and self.header_row < 1:
+            raise UsageError(
+                f"--header-row must be at least 1 (the first line or row), not {self.header_row}"
+            )
+        if self.encoding is not None:
+            try:
+                codecs.lookup(self.encoding)
+            except LookupError:
+                raise UsageError(
+                    f"unknown encoding {self.encoding!r} for --encoding; "
+                    'use utf-8, cp1252 (Excel\'s "CSV (Comma delimited)"), latin-1, …'
+                ) from None
+        if self.input_format is not None and self.input_format not in INPUT_FORMATS:
+            raise UsageError(
+                f"--input-format {self.input_format!r} is not one of {', '.join(INPUT_FORMATS)}"
+            )
         if self.cust_space_id and self.cust_space_column:
             raise UsageError("give either --cust-space-id or --cust-space-column, not both")
         if self.no_cache and self.cache is not None:
@@ -97,6 +129,15 @@ class RunConfig:
             raise UsageError("give either --mock (the built-in emulator) or --endpoint, not both")
         parse_duration(self.max_age, option="--max-age")
         return self
+
+    @property
+    def phone_columns(self) -> tuple[str, ...]:
+        """The ``--phone-column`` names, in order (empty: auto-detect)."""
+        if self.phone_column is None:
+            return ()
+        if isinstance(self.phone_column, str):
+            return (self.phone_column,)
+        return tuple(self.phone_column)
 
     @property
     def max_age_s(self) -> float:
@@ -148,7 +189,7 @@ _DISPLACES = (
     ("mock", "cust_space_id", False),  # the demo space, unless one is given beside --mock
 )
 _BOOL = frozenset({"mock", "no_cache", "progress"})
-_INT = frozenset({"concurrency", "max_attempts", "limit"})
+_INT = frozenset({"concurrency", "max_attempts", "limit", "header_row"})
 _FLOAT = frozenset({"rate", "timeout", "max_error_rate"})
 
 
@@ -167,10 +208,16 @@ def _coerce(key: str, value: Any, *, job: Path) -> Any:
         return float(value)
     if key == "max_age" and isinstance(value, str):
         return value
+    if key == "phone_column" and isinstance(value, list):
+        if not value or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{job.name}: phone_column must be a string or a list of strings")
+        return value[0] if len(value) == 1 else tuple(value)
     if not isinstance(value, str):
         raise ConfigError(f"{job.name}: {key} must be a string")
     if key == "log_format" and value not in ("text", "json"):
         raise ConfigError(f'{job.name}: log_format must be "text" or "json"')
+    if key == "input_format" and value not in INPUT_FORMATS:
+        raise ConfigError(f"{job.name}: input_format must be one of {', '.join(INPUT_FORMATS)}")
     return value
 
 
@@ -208,6 +255,11 @@ def load_job_file(
             continue
         if isinstance(value, str):
             value = _interpolate(value, key=key, job=job, environ=env)
+        elif isinstance(value, list):
+            value = [
+                _interpolate(v, key=key, job=job, environ=env) if isinstance(v, str) else v
+                for v in value
+            ]
         value = _coerce(key, value, job=job) if key not in PATH_KEYS else value
         if key in PATH_KEYS:
             if not isinstance(value, str):
