@@ -116,7 +116,8 @@ def test_calls_announced_are_calls_made(emulator, creds, tmp_path: Path, fmt: st
         before = check_json(str(src), *common, *extra)
         res = invoke("run", str(src), *common, *run_opts, *extra)
         assert res.exit_code == 0, res.stderr
-        summary = json.loads((tmp_path / "contacts.summary.json").read_text())
+        # the summary is named after the output (SPEC.md "Names of the side files")
+        summary = json.loads((tmp_path / "out.summary.json").read_text())
         assert summary["api_calls"] == server.stats.requests_total - made
         made = server.stats.requests_total
         return before, summary

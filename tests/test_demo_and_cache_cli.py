@@ -89,7 +89,8 @@ def test_mock_and_emulator_answers_never_land_in_the_account_cache(
                  "--no-progress", "-o", "n.local.csv")
     assert res.exit_code == 0, res.stderr
     folder = tmp_path / "xdg" / "cams-enrich"
-    assert sorted(p.name for p in folder.glob("*.sqlite3")) == [
+    # (beside them, the shared quota store: it keeps no answer)
+    assert sorted(p.name for p in folder.glob("ledger*.sqlite3")) == [
         "ledger-local.sqlite3", "ledger-mock.sqlite3"]
     res = invoke("cache", "stats")
     assert res.exit_code == 1
