@@ -19,6 +19,11 @@ the new rate has room: with ``K = ⌊new pace⌋`` and the old slots at least
 ``1/old pace`` apart, ``tat`` moves on by ``1 − K/old pace`` (a pause under a
 second, once).
 
+**Clock.** The store's clock: SQLite ``time.monotonic()`` (one host, never
+stepped), Redis ``TIME``. Should it go back, the ``stamp`` kept with ``tat`` tells
+by how much, and ``tat`` moves back by that, never further, so the real spacing
+holds. (A clock that jumps forward can let one slot come early, once.)
+
 **Fairness.** A member's own next slot is at least its last slot plus
 ``busy / pace``, where ``busy`` counts the members that have work: the one asking,
 and each live member that is *backlogged* (it asked for its latest slot within
@@ -84,8 +89,9 @@ class Step:
 def clamp_ahead(value: float, *, now: float, limit: float) -> float:
     """``value``, or ``now`` if it lies beyond ``now + limit``.
 
-    A legitimate ``tat`` or next slot is never far ahead of the store's clock; one
-    that is comes from a clock stepped back (or a reboot) and would stall the budget.
+    A member's next slot is never far ahead of the store's clock; one that is comes
+    from a clock stepped back and would stall that member (the budget's ``tat`` is
+    shifted exactly instead, by the ``stamp`` kept beside it).
     """
     return now if value > now + limit else value
 
@@ -98,15 +104,17 @@ def step(
     want: int,
     tat: float,
     last_pace: float,
+    stamp: float,
     members: dict[str, MemberState],
     params: QuotaParams,
 ) -> Step:
     """Grant ``1 ≤ n ≤ want`` slots to member ``me`` (asking at ``rate``) at ``now``.
 
     ``members`` holds the live members of the budget, ``me`` included if the store
-    knows it; ``tat`` is the budget's next free slot and ``last_pace`` the pace it
-    was set at (both 0 for a new budget). The caller stores ``Step.tat``,
-    ``Step.pace`` and ``Step.me`` back in the same transaction.
+    knows it; ``tat`` is the budget's next free slot, ``last_pace`` the pace it was
+    set at and ``stamp`` the clock then (all 0 for a new budget). The caller stores
+    ``Step.tat``, ``Step.pace``, ``now`` (the next ``stamp``) and ``Step.me`` back in
+    the same transaction.
     """
     mine = members.get(me) or MemberState(rate=rate)
     mine.rate = rate
@@ -118,8 +126,11 @@ def step(
         1 for state in others.values() if state.backlog and now <= state.next + params.idle_grace_s
     )
     spacing = busy * gap
-    limit = max(2.0, (len(others) + 2) ** 2 * gap) + params.horizon_s
-    tat = clamp_ahead(tat, now=now, limit=limit)
+    if stamp > now:  # the clock went back: keep the budget's spacing in the new clock
+        tat -= stamp - now
+    # a next slot far ahead (a clock step) would only stall this member: forget it
+    widest = max(gap, 1.0 / last_pace) if last_pace > 0 else gap
+    limit = max(2.0, (len(others) + 2) ** 2 * widest) + params.horizon_s
     mine.next = clamp_ahead(mine.next, now=now, limit=limit)
     if last_pace > 0 and pace < last_pace:
         allowed = max(1, math.floor(pace))

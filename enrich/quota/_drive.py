@@ -5,7 +5,9 @@
     python -m enrich.quota._drive --store quota.sqlite3 --budget AK --rate 10 \\
         --tasks 4 --start-at 1733150000.5 --duration 3
 
-prints ``ready <member id>`` once joined, then one line per slot, the
+prints ``ready <member id>`` once joined (with ``--start-at stdin`` it then reads
+the epoch time to begin from its standard input, so a test starts every member
+together whatever their start-up took), then one line per slot, the
 ``time.time()`` at which a request would have been sent (flushed at once, so a
 ``kill -9`` loses none), then ``done <slots> <seconds waited>``. A lost store
 prints ``error <line>`` and exits 1; an unreachable one at the start prints the
@@ -31,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--budget", required=True)
     parser.add_argument("--rate", type=float, required=True)
     parser.add_argument("--tasks", type=int, default=4, help="requests waiting at once")
-    parser.add_argument("--start-at", type=float, default=0.0, help="epoch time to begin")
+    parser.add_argument("--start-at", default="0", help="epoch time to begin, or stdin")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds of asking")
     parser.add_argument("--count", type=int, default=0, help="stop after this many slots")
     parser.add_argument("--host", default=None)
@@ -62,8 +64,11 @@ async def _main(args: argparse.Namespace) -> int:
     async with quota, quota.join(args.budget, rate=args.rate, host=args.host,
                                  input=args.input) as member:
         print(f"ready {member.id}", flush=True)
-        if args.start_at > time.time():
-            await asyncio.sleep(args.start_at - time.time())
+        start_at = args.start_at
+        if start_at == "stdin":  # in a thread: the heartbeat goes on meanwhile
+            start_at = await asyncio.to_thread(sys.stdin.readline)
+        if float(start_at) > time.time():
+            await asyncio.sleep(float(start_at) - time.time())
         stop_at = time.time() + args.duration
         left = [args.count or -1]
         try:

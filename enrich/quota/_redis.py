@@ -7,7 +7,7 @@ server's clock (``TIME``): the hosts' clocks never meet. The script is
 ``%.17g`` so that both give the same slots (a test runs them side by side).
 
 Keys of one budget share a hash tag, ``cams-enrich:quota:{<budget>}:…``:
-``tat`` (the next free slot, and the pace it was set at), ``hb`` (member →
+``tat`` (the next free slot, the pace and the clock it was set at), ``hb`` (member →
 heartbeat, a sorted set), ``m`` (member → ``rate next last backlog``), ``info``
 (member → JSON: pid, host, input, joined) and ``g:<member>`` (second → slots
 granted, for the 10 s rate). Every key expires an hour after its budget's last
@@ -76,11 +76,11 @@ local expire_ms = tonumber(ARGV[13])
 local now = clock(ARGV[11])
 drop_expired(KEYS[2], KEYS[3], KEYS[4], gprefix, id, now, ttl)
 
-local tat, lastpace = 0, 0
+local tat, lastpace, stamp = 0, 0, 0
 local stored = redis.call('GET', KEYS[1])
 if stored then
-  local t, p = string.match(stored, '^(%S+) (%S+)$')
-  tat, lastpace = tonumber(t), tonumber(p)
+  local t, p, s = string.match(stored, '^(%S+) (%S+) (%S+)$')
+  tat, lastpace, stamp = tonumber(t), tonumber(p), tonumber(s)
 end
 local mine = nil
 local others = {}
@@ -103,8 +103,10 @@ end
 local pace = headroom * minrate
 local gap = 1.0 / pace
 local spacing = busy * gap
-local limit = math.max(2.0, (#others + 2) ^ 2 * gap) + horizon
-if tat > now + limit then tat = now end
+if stamp > now then tat = tat - (stamp - now) end
+local widest = gap
+if lastpace > 0 then widest = math.max(gap, 1.0 / lastpace) end
+local limit = math.max(2.0, (#others + 2) ^ 2 * widest) + horizon
 if mine.next > now + limit then mine.next = now end
 if 0 < lastpace and pace < lastpace then
   local allowed = math.max(1, math.floor(pace))
@@ -121,7 +123,7 @@ while #slots < math.max(1, want) do
   mine.last = slot
 end
 
-redis.call('SET', KEYS[1], f(tat) .. ' ' .. f(pace), 'PX', expire_ms)
+redis.call('SET', KEYS[1], f(tat) .. ' ' .. f(pace) .. ' ' .. f(now), 'PX', expire_ms)
 local bl = 0
 if mine.backlog then bl = 1 end
 redis.call('HSET', KEYS[3], id,

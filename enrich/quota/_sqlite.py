@@ -2,8 +2,9 @@
 
 Each grant is one ``BEGIN IMMEDIATE`` transaction in WAL mode, run in the
 member's own thread so the event loop never waits on SQLite's lock. The clock is
-``time.time()`` read *after* the lock is held, so the transactions see it in
-order. A run killed while it holds the lock loses it with its process (the
+``time.monotonic()`` (system-wide on Linux, never stepped by NTP), read *after*
+the lock is held, so the transactions see it in order; wall time is kept only to
+show when a run joined. A run killed while it holds the lock loses it with its process (the
 kernel drops POSIX locks), so nothing it held can stall the others.
 """
 
@@ -34,7 +35,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS budget (
     name TEXT PRIMARY KEY,
     tat REAL NOT NULL,
-    pace REAL NOT NULL
+    pace REAL NOT NULL,
+    stamp REAL NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS member (
     id TEXT PRIMARY KEY,
@@ -47,7 +49,8 @@ CREATE TABLE IF NOT EXISTS member (
     pid INTEGER NOT NULL,
     host TEXT NOT NULL,
     input TEXT NOT NULL,
-    joined REAL NOT NULL
+    joined REAL NOT NULL,
+    joined_wall REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS member_budget ON member (budget);
 CREATE TABLE IF NOT EXISTS grants (
@@ -58,8 +61,8 @@ CREATE TABLE IF NOT EXISTS grants (
 ) WITHOUT ROWID;
 """
 _UPSERT_MEMBER = """
-INSERT INTO member (id, budget, rate, heartbeat, pid, host, input, joined)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO member (id, budget, rate, heartbeat, pid, host, input, joined, joined_wall)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET rate = excluded.rate, heartbeat = excluded.heartbeat,
     pid = excluded.pid, host = excluded.host, input = excluded.input
 """
@@ -71,7 +74,7 @@ class SqliteBackend:
     remote = False
 
     def __init__(self, spec: SqliteSpec, *, params: QuotaParams,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._path = spec.path
         self._params = params
         self._clock = clock
@@ -126,22 +129,43 @@ class SqliteBackend:
         conn = sqlite3.connect(self._path, timeout=self._params.store_timeout_s,
                                isolation_level=None, check_same_thread=False)
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
+            self._set_wal(conn)
             # the state lives for seconds: a crash of the machine may lose it harmlessly
             conn.execute("PRAGMA synchronous=OFF")
-            tables = {row[0] for row in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if tables - _TABLES:
-                raise StoreUnavailable(f"{self._path} is another program's database, "
-                                       "not a quota store")
-            if tables != _TABLES:
-                conn.executescript(_SCHEMA)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("BEGIN IMMEDIATE")  # one creator at a time, behind the busy wait
+            try:
+                tables = {row[0] for row in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if tables - _TABLES:
+                    raise StoreUnavailable(f"{self._path} is another program's database, "
+                                           "not a quota store")
+                if tables != _TABLES:
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
         except BaseException:
             conn.close()
             raise
         self._conn = conn
         return conn
+
+    def _set_wal(self, conn: sqlite3.Connection) -> None:
+        """WAL mode; switching to it skips SQLite's busy wait, so wait here (runs start
+        together and create the file together)."""
+        deadline = time.monotonic() + self._params.store_timeout_s
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005)
 
     def _transaction(self, body: Callable[[sqlite3.Connection, float], T]) -> T:
         conn = self._connect()
@@ -176,15 +200,16 @@ class SqliteBackend:
     @staticmethod
     def _upsert(conn: sqlite3.Connection, info: MemberInfo, now: float) -> None:
         conn.execute(_UPSERT_MEMBER, (info.id, info.budget, info.rate, now, info.pid,
-                                      info.host, info.input, info.joined or now))
+                                      info.host, info.input, info.joined or now, time.time()))
 
     def _take(self, info: MemberInfo, want: int) -> list[float]:
         params = self._params
 
         def body(conn: sqlite3.Connection, now: float) -> list[float]:
             mono = time.monotonic()
-            row = conn.execute("SELECT tat, pace FROM budget WHERE name = ?",
-                               (info.budget,)).fetchone()
+            tat, pace, stamp = conn.execute(
+                "SELECT tat, pace, stamp FROM budget WHERE name = ?", (info.budget,),
+            ).fetchone() or (0.0, 0.0, 0.0)
             members: dict[str, MemberState] = {}
             for who, rate, nxt, last, backlog, beat in conn.execute(
                 "SELECT id, rate, next, last, backlog, heartbeat FROM member WHERE budget = ?",
@@ -194,11 +219,11 @@ class SqliteBackend:
                     members[who] = MemberState(rate=rate, next=nxt, last=last,
                                                backlog=bool(backlog))
             done = step(now=now, me=info.id, rate=info.rate, want=want,
-                        tat=row[0] if row else 0.0, last_pace=row[1] if row else 0.0,
-                        members=members, params=params)
-            conn.execute("INSERT INTO budget (name, tat, pace) VALUES (?, ?, ?) "
+                        tat=tat, last_pace=pace, stamp=stamp, members=members, params=params)
+            conn.execute("INSERT INTO budget (name, tat, pace, stamp) VALUES (?, ?, ?, ?) "
                          "ON CONFLICT (name) DO UPDATE SET tat = excluded.tat, "
-                         "pace = excluded.pace", (info.budget, done.tat, done.pace))
+                         "pace = excluded.pace, stamp = excluded.stamp",
+                         (info.budget, done.tat, done.pace, now))
             self._upsert(conn, info, now)
             conn.execute("UPDATE member SET next = ?, last = ?, backlog = ? WHERE id = ?",
                          (done.me.next, done.me.last, int(done.me.backlog), info.id))
@@ -246,13 +271,14 @@ def _read_status(conn: sqlite3.Connection, *, now: float,
     for who, sec, n in conn.execute("SELECT member, sec, n FROM grants"):
         counts[who][sec] = n
     by_budget: defaultdict[str, list[tuple[float, MemberStatus]]] = defaultdict(list)
-    for who, budget, rate, nxt, backlog, pid, host, input_, joined in conn.execute(
-        "SELECT id, budget, rate, next, backlog, pid, host, input, joined FROM member "
+    for who, budget, rate, nxt, backlog, pid, host, input_, joined, wall in conn.execute(
+        "SELECT id, budget, rate, next, backlog, pid, host, input, joined, joined_wall "
+        "FROM member "
         "WHERE heartbeat BETWEEN ? AND ?", (now - params.ttl_s, now + params.ttl_s),
     ):
         busy = bool(backlog) and now <= nxt + params.idle_grace_s
         recent = window_rate(counts[who], now=now, joined=joined)
         by_budget[budget].append((joined, MemberStatus(
             pid=pid, host=host, input=input_, rate=rate, recent_rate=recent,
-            joined_at=joined, busy=busy)))
+            joined_at=wall, busy=busy)))
     return [budget_status(name, rows, params) for name, rows in sorted(by_budget.items())]

@@ -40,7 +40,7 @@ class MemberInfo:
     pid: int
     host: str
     input: str
-    joined: float  # the store's clock (SQLite: time.time(); Redis: TIME), set at registration
+    joined: float  # the store's clock (SQLite: time.monotonic(); Redis: TIME), at registration
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
