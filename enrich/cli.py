@@ -67,6 +67,15 @@ def translate_errors(fn: F) -> F:
 
 
 def _input_options(fn: F) -> F:
+    def _one_or_several(
+        ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+    ) -> str | tuple[str, ...] | None:
+        """A repeatable option as RunConfig takes it: None, one name, or several."""
+        del ctx, param
+        if not value:
+            return None
+        return value[0] if len(value) == 1 else value
+
     opts = [
         click.option(
             "--job",
@@ -77,8 +86,11 @@ def _input_options(fn: F) -> F:
         click.option(
             "--phone-column",
             metavar="NAME",
+            multiple=True,
+            callback=_one_or_several,
             help="Column holding the numbers (default: auto-detect phone, "
-            "phone_number, mobile, msisdn, tel, whatsapp…).",
+            "phone_number, mobile, msisdn, tel, whatsapp, Phone 1 - Value…). "
+            "Give it again for more columns: per row, the first with a valid number is used.",
         ),
         click.option(
             "--cust-space-id",
@@ -100,7 +112,29 @@ def _input_options(fn: F) -> F:
             help="XLSX sheet: a name or a 1-based position (default: first).",
         ),
         click.option(
-            "--separator", metavar="C", help="CSV separator (default: sniffed among , ; tab |)."
+            "--separator",
+            metavar="C",
+            help="CSV separator: one character, or tab (default: tab for .tsv, "
+            "else sniffed among , ; tab |).",
+        ),
+        click.option(
+            "--encoding",
+            metavar="NAME",
+            help="CSV encoding, e.g. cp1252 for Excel's \"CSV (Comma delimited)\".  "
+            "[default: utf-8]",
+        ),
+        click.option(
+            "--header-row",
+            type=int,
+            metavar="N",
+            help="The header's line (CSV) or sheet row (XLSX), 1-based, "
+            "when title rows sit above it.  [default: 1]",
+        ),
+        click.option(
+            "--input-format",
+            type=click.Choice(["csv", "tsv", "parquet", "xlsx"]),
+            help="Format of INPUT whatever its name says; INPUT - (standard input) "
+            "is csv unless given.",
         ),
         click.option(
             "--rate", type=float, help="Requests per second for this account.  [default: 10]"

@@ -8,7 +8,9 @@ value becomes a number", and says why when it cannot.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+import shlex
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -22,11 +24,15 @@ __all__ = [
     "MISSING_PHONE",
     "PHONE_ALIASES",
     "PHONE_ERROR_CODES",
+    "CellReading",
     "Normalized",
     "PhoneError",
     "column_key",
     "find_phone_column",
+    "find_phone_columns",
+    "normalize_cell",
     "normalize_phone",
+    "split_numbers",
     "validate_region",
 ]
 
@@ -75,6 +81,9 @@ def column_key(name: str) -> str:
 
 
 _ALIAS_KEYS: Final = frozenset(column_key(alias) for alias in PHONE_ALIASES)
+#: Exports that number their phone fields and give each a label beside it: Google
+#: Contacts' ``Phone 1 - Value`` (its ``Phone 1 - Label`` / ``- Type`` is the label).
+_NUMBERED_VALUE: Final = re.compile(r"(?:phone|mobile|telephone|tel|cell|whatsapp)(\d*)value")
 
 
 def _list_columns(columns: Sequence[str]) -> str:
@@ -85,14 +94,21 @@ def _list_columns(columns: Sequence[str]) -> str:
 
 
 def find_phone_column(
-    columns: Sequence[str], *, explicit: str | None = None, source: str = "input"
+    columns: Sequence[str],
+    *,
+    explicit: str | None = None,
+    source: str = "input",
+    other_sheets: Mapping[str, Sequence[str]] | None = None,
 ) -> str:
     """Return the name of the column holding the phone numbers.
 
     With ``explicit`` (``--phone-column``) that exact name must exist. Without
     it, the one column whose name matches an entry of ``PHONE_ALIASES`` (case,
-    spaces and punctuation ignored) is chosen. ``source`` names the file in
-    messages.
+    spaces and punctuation ignored) is chosen; failing that, the lowest
+    numbered ``Phone N - Value`` column of an address-book export (never its
+    ``Label`` or ``Type`` column). ``source`` names the file in messages;
+    ``other_sheets`` (an XLSX workbook's other sheets and their columns) are
+    named when no column is found, so the user can pick one with ``--sheet``.
 
     Raises:
         InputError: the explicit column is missing, or no column or several
@@ -100,29 +116,77 @@ def find_phone_column(
     """
     columns = list(columns)
     if explicit is not None:
-        if explicit in columns:
-            return explicit
-        near = [c for c in columns if column_key(c) == column_key(explicit)]
-        hint = f" (did you mean '{shown_name(near[0])}'?)" if len(near) == 1 else ""
-        raise InputError(
-            f"column '{shown_name(explicit)}' not found in {source}{hint}; "
-            f"columns: {_list_columns(columns)}"
-        )
+        return find_phone_columns(columns, explicit=[explicit], source=source)[0]
     matches = [c for c in columns if column_key(c) in _ALIAS_KEYS]
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        title = any(c.startswith("__UNNAMED__") for c in columns)
-        hint = "; is row 1 a title? the header must be the first row" if title else ""
+        numbered = _numbered_value_column(columns)
+        if numbered is not None:
+            return numbered
         raise InputError(
             f"no phone column found in {source}; name it with --phone-column NAME "
-            f"(columns: {_list_columns(columns)}){hint}"
+            f"(columns: {_list_columns(columns)}){_not_found_hint(columns, other_sheets)}"
         )
     names = ", ".join(f"'{shown_name(c)}'" for c in matches)
     raise InputError(
         f"several columns of {source} look like phone columns ({names}); "
         f"choose one with --phone-column NAME"
     )
+
+
+def find_phone_columns(
+    columns: Sequence[str], *, explicit: Sequence[str], source: str = "input"
+) -> list[str]:
+    """The columns ``--phone-column`` named (given once or more), each checked to exist.
+
+    Raises:
+        InputError: a named column is missing (a near spelling is suggested).
+    """
+    columns = list(columns)
+    for name in explicit:
+        if name in columns:
+            continue
+        near = [c for c in columns if column_key(c) == column_key(name)]
+        hint = f" (did you mean '{shown_name(near[0])}'?)" if len(near) == 1 else ""
+        raise InputError(
+            f"column '{shown_name(name)}' not found in {source}{hint}; "
+            f"columns: {_list_columns(columns)}"
+        )
+    return list(dict.fromkeys(explicit))
+
+
+def _numbered_value_column(columns: Sequence[str]) -> str | None:
+    """``Phone 1 - Value`` before ``Phone 2 - Value``; ``None`` when none or a tie."""
+    found: dict[int, list[str]] = {}
+    for c in columns:
+        m = _NUMBERED_VALUE.fullmatch(column_key(c))
+        if m:
+            found.setdefault(int(m.group(1) or 0), []).append(c)
+    if not found:
+        return None
+    first = found[min(found)]
+    return first[0] if len(first) == 1 else None
+
+
+def _not_found_hint(
+    columns: Sequence[str], other_sheets: Mapping[str, Sequence[str]] | None
+) -> str:
+    hint = ""
+    if any(c.startswith("__UNNAMED__") or not c for c in columns):
+        hint = "; is row 1 a title? give the header's row with --header-row N"
+    if not other_sheets:
+        return hint
+    for sheet, names in other_sheets.items():
+        with_phone = [c for c in names if column_key(c) in _ALIAS_KEYS]
+        candidate = with_phone[0] if len(with_phone) == 1 else _numbered_value_column(names)
+        if candidate is not None:
+            return (
+                f"{hint}; sheet '{shown_name(sheet)}' has a phone column "
+                f"'{shown_name(candidate)}': add --sheet {shlex.quote(shown_name(sheet))}"
+            )
+    listed = ", ".join(shown_name(name) for name in other_sheets)
+    return f"{hint}; other sheets: {listed} (choose one with --sheet NAME)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +247,29 @@ def _result(number: PhoneNumber | None, read_as: str | None = None) -> Normalize
     return Normalized(digits, None)
 
 
+# A number written by a program that held it as a float: pandas writes a phone
+# column with blanks as 8613800138000.0. Its digits are the integer before the dot.
+_FLOAT_LEFTOVER: Final = re.compile(r"(\+?\d+)\.0+")
+# Scientific notation (8.613800138e+12): a number only when every integer digit
+# is written; Excel's 8.6138E+12 has lost digits, and a guess would send another number.
+_SCIENTIFIC: Final = re.compile(r"(\d)(?:\.(\d*))?[eE]\+?(\d{1,2})")
+
+
+def _integer_digits(text: str) -> str | None:
+    """The digits of a float leftover or an exact scientific notation; ``""`` when
+    scientific notation has lost digits; ``None`` when ``text`` is neither."""
+    m = _FLOAT_LEFTOVER.fullmatch(text)
+    if m:
+        return m.group(1)
+    m = _SCIENTIFIC.fullmatch(text)
+    if not m:
+        return None
+    digits, exponent = m.group(1) + (m.group(2) or ""), int(m.group(3))
+    if len(digits) <= exponent or digits[exponent + 1 :].strip("0"):
+        return ""
+    return digits[: exponent + 1]
+
+
 def normalize_phone(raw: str | None, *, default_region: str | None = None) -> Normalized:
     """Normalise one raw phone value to country code + national number, digits only.
 
@@ -201,6 +288,11 @@ def normalize_phone(raw: str | None, *, default_region: str | None = None) -> No
       ``Client.InvalidPhone``. Possibility, not validity, is the bar: numbering
       plans change faster than the library, and the API answers for any real
       number.
+    * A float leftover (``8613800138000.0``, as pandas writes a phone column
+      with blanks) is read as its integer digits, and so is scientific
+      notation that writes every integer digit (``8.613800138000e+12``);
+      scientific notation that lost digits (``8.6138E+12``) is invalid: a
+      number is never sent changed from what its cell says.
 
     An extension (``ext. 12``, ``x12``) is dropped: WhatsApp numbers have none.
     Never raises. Without ``default_region`` it is idempotent: normalising a
@@ -215,6 +307,11 @@ def normalize_phone(raw: str | None, *, default_region: str | None = None) -> No
         return MISSING_PHONE
     if text[:4].casefold() == "tel:":
         text = text[4:].strip()
+    digits = _integer_digits(text)
+    if digits == "":
+        return _INVALID_PHONE
+    if digits is not None:
+        text = digits
     compact = text.translate(_SEPARATORS)
     if compact.startswith(("+", "\uff0b")):
         return _result(_parse(text, None), compact[1:])
@@ -238,6 +335,60 @@ def normalize_phone(raw: str | None, *, default_region: str | None = None) -> No
             return _result(national)
         return _result(international)
     return _result(_parse("+" + text, None), compact)
+
+
+@dataclass(frozen=True, slots=True)
+class CellReading:
+    """A phone cell read: its number (the first valid one), or why not."""
+
+    number: str | None
+    error: PhoneError | None
+    several: bool = False
+    """The cell held several numbers (Google Contacts' ``a ::: b``, ``a; b``, …)."""
+
+
+# Between full numbers in one cell: Google Contacts' " ::: ", else these, only
+# where every piece is a number on its own ("030/901820" stays one number).
+_MULTI: Final = ":::"
+_BETWEEN: Final = (";", ",", "/")
+
+
+def split_numbers(raw: str, *, default_region: str | None = None) -> list[str] | None:
+    """The numbers of a cell that holds several; ``None`` for a cell of one value.
+
+    `` ::: `` always separates (empty pieces dropped); ``;``, ``,`` and ``/``
+    only when every piece normalises to a number on its own.
+    """
+    if _MULTI in raw:
+        return [piece.strip() for piece in raw.split(_MULTI) if piece.strip()]
+    for sep in _BETWEEN:
+        if sep not in raw:
+            continue
+        pieces = [piece.strip() for piece in raw.split(sep)]
+        if all(
+            piece and normalize_phone(piece, default_region=default_region).number
+            for piece in pieces
+        ):
+            return pieces
+    return None
+
+
+def normalize_cell(raw: str | None, *, default_region: str | None = None) -> CellReading:
+    """Read one phone cell: ``normalize_phone``, or the first valid number of several.
+
+    A cell holding several numbers (``split_numbers``) gives its first valid
+    one; when none is valid, ``Client.InvalidPhone``. Never raises.
+    """
+    pieces = split_numbers(raw, default_region=default_region) if raw else None
+    if pieces is None or len(pieces) == 1:
+        one = normalize_phone(pieces[0] if pieces else raw, default_region=default_region)
+        return CellReading(one.number, one.error)
+    for piece in pieces:
+        got = normalize_phone(piece, default_region=default_region)
+        if got.number is not None:
+            return CellReading(got.number, None, several=True)
+    error: PhoneError = "Client.InvalidPhone" if pieces else "Client.MissingPhone"
+    return CellReading(None, error, several=len(pieces) > 1)
 
 
 def validate_region(code: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import BinaryIO
 
 import polars as pl
 
@@ -19,9 +20,11 @@ from enrich.job import RunConfig
 from enrich.types import BP_COLUMNS, Key
 
 __all__ = [
+    "BP_PHONE_COLUMN",
     "DEMO_CUST_SPACE_ID",
     "Prepared",
     "cache_path_for",
+    "input_name",
     "limit_to_first_keys",
     "prepare",
     "refuse_enriched_input",
@@ -31,14 +34,25 @@ __all__ = [
 DEMO_CUST_SPACE_ID = "demo-space"
 
 
+#: The 14th output column: which ``--phone-column`` gave the number (several given).
+BP_PHONE_COLUMN = "bp_phone_column"
+
+
 @dataclass
 class Prepared:
     """The input read and normalised; nothing called."""
 
     table: frames.Table
     phone_column: str
-    rows: pl.DataFrame  # row, raw, cust, number, err — one per input row, in order
+    """The phone column; with several ``--phone-column``, their names joined by ``, ``."""
+    rows: pl.DataFrame
+    """One per input data row, in order: ``row`` (1-based among the data rows),
+    ``raw``, ``cust``, ``number``, ``err``, ``multi`` (the cell held several
+    numbers), ``source_row`` (the line or sheet row the user sees) and, with
+    several phone columns, ``phone_column`` (the one the number came from)."""
     keys: list[Key]  # distinct valid keys in first-appearance order
+    phone_columns: tuple[str, ...] = ()
+    """Every phone column, in the order they are tried."""
 
     @property
     def n_rows(self) -> int:
@@ -49,6 +63,18 @@ class Prepared:
     def invalid(self) -> int:
         """Rows with a missing or invalid number."""
         return self.rows.filter(pl.col("err").is_in(phones.PHONE_ERROR_CODES)).height
+
+    @property
+    def multi_number_cells(self) -> int:
+        """Rows whose phone cell held several numbers (the first valid one is used)."""
+        if "multi" not in self.rows.columns:
+            return 0
+        return int(self.rows["multi"].sum())
+
+    @property
+    def several_columns(self) -> bool:
+        """``--phone-column`` was given more than once: ``bp_phone_column`` is written."""
+        return len(self.phone_columns) > 1
 
     @property
     def missing_space(self) -> int:
@@ -62,7 +88,7 @@ def _cust_series(cfg: RunConfig, df: pl.DataFrame, n: int) -> pl.Series:
             cols = ", ".join(df.columns)
             raise InputError(
                 f"--cust-space-column {cfg.cust_space_column!r} not found in "
-                f"{cfg.input.name}; columns: {cols}"
+                f"{input_name(cfg)}; columns: {cols}"
             )
         return frames.cell_texts(df[cfg.cust_space_column]).str.strip_chars()
     space = (cfg.cust_space_id or "").strip()
@@ -74,39 +100,46 @@ def _cust_series(cfg: RunConfig, df: pl.DataFrame, n: int) -> pl.Series:
     return pl.repeat(space, n, dtype=pl.String, eager=True)
 
 
-def prepare(cfg: RunConfig, *, table: frames.Table | None = None) -> Prepared:
+def input_name(cfg: RunConfig) -> str:
+    """How messages name the input: its file name, or ``<stdin>``."""
+    return frames.STDIN_NAME if frames.is_stdio(cfg.input) else cfg.input.name
+
+
+def prepare(
+    cfg: RunConfig, *, table: frames.Table | None = None, stdin: BinaryIO | None = None
+) -> Prepared:
     """Read the input (or take ``table``, a frame given by the Python API), find the
-    phone column, normalise every distinct value."""
+    phone column(s), normalise every distinct value.
+
+    ``stdin``: where ``-`` reads from (default ``sys.stdin``'s bytes).
+    """
     if cfg.default_region:
         phones.validate_region(cfg.default_region)
     if table is None:
-        table = frames.read_table(cfg.input, sheet=cfg.sheet, separator=cfg.separator)
+        table = frames.read_table(
+            cfg.input,
+            sheet=cfg.sheet,
+            separator=cfg.separator,
+            encoding=cfg.encoding,
+            header_row=cfg.header_row,
+            input_format=cfg.input_format,
+            stdin=stdin,
+        )
     df = table.df
     refuse_enriched_input(df.columns)
-    column = phones.find_phone_column(df.columns, explicit=cfg.phone_column, source=cfg.input.name)
-    raw = frames.cell_texts(df[column]).alias("raw")
-    cust = _cust_series(cfg, df, df.height).alias("cust")
-    distinct = raw.drop_nulls().unique().to_list()
-    numbers: list[str | None] = []
-    errs: list[str | None] = []
-    for value in distinct:
-        norm = phones.normalize_phone(value, default_region=cfg.default_region)
-        numbers.append(norm.number)
-        errs.append(norm.error)
-    lookup = pl.DataFrame(
-        {"raw": distinct, "number": numbers, "err": errs},
-        schema={"raw": pl.String, "number": pl.String, "err": pl.String},
-    )
+    source = input_name(cfg)
+    if cfg.phone_columns:
+        columns = phones.find_phone_columns(df.columns, explicit=cfg.phone_columns, source=source)
+    else:
+        others = {name: sheet.columns for name, sheet in table.other_sheets.items()}
+        columns = [phones.find_phone_column(df.columns, source=source, other_sheets=others)]
+    readings = [_read_phones(df[c], cfg.default_region) for c in columns]
+    phone = readings[0] if len(columns) == 1 else _first_valid(readings, columns)
     rows = (
-        pl.DataFrame([raw, cust])
+        pl.DataFrame([_cust_series(cfg, df, df.height).alias("cust")])
         .with_row_index("row", offset=1)
-        .join(lookup, on="raw", how="left", maintain_order="left")
-        .with_columns(
-            pl.when(pl.col("raw").is_null())
-            .then(pl.lit("Client.MissingPhone"))
-            .otherwise(pl.col("err"))
-            .alias("err")
-        )
+        .with_columns(*phone.get_columns(), _source_rows(table))
+        .select("row", "raw", "cust", pl.exclude("row", "raw", "cust"))
         .with_columns(
             pl.when(pl.col("err").is_null() & (pl.col("cust").is_null() | (pl.col("cust") == "")))
             .then(pl.lit("Client.MissingCustSpaceId"))
@@ -117,7 +150,73 @@ def prepare(cfg: RunConfig, *, table: frames.Table | None = None) -> Prepared:
     valid = rows.filter(pl.col("err").is_null()).select("cust", "number")
     uniq = valid.unique(maintain_order=True)
     keys: list[Key] = list(zip(uniq["cust"].to_list(), uniq["number"].to_list(), strict=True))
-    return Prepared(table, column, rows, keys)
+    return Prepared(table, ", ".join(columns), rows, keys, tuple(columns))
+
+
+def _read_phones(cells: pl.Series, region: str | None) -> pl.DataFrame:
+    """``raw``, ``number``, ``err``, ``multi`` for each cell: each distinct value read once."""
+    raw = frames.cell_texts(cells).alias("raw")
+    distinct = raw.drop_nulls().unique().to_list()
+    readings = [phones.normalize_cell(value, default_region=region) for value in distinct]
+    lookup = pl.DataFrame(
+        {
+            "raw": distinct,
+            "number": [r.number for r in readings],
+            "err": [r.error for r in readings],
+            "multi": [r.several for r in readings],
+        },
+        schema={"raw": pl.String, "number": pl.String, "err": pl.String, "multi": pl.Boolean},
+    )
+    return (
+        raw.to_frame()
+        .join(lookup, on="raw", how="left", maintain_order="left")
+        .with_columns(
+            pl.when(pl.col("raw").is_null())
+            .then(pl.lit("Client.MissingPhone"))
+            .otherwise(pl.col("err"))
+            .alias("err"),
+            pl.col("multi").fill_null(value=False),
+        )
+    )
+
+
+def _first_valid(readings: list[pl.DataFrame], columns: Sequence[str]) -> pl.DataFrame:
+    """Per row, the reading of the first column with a valid number; else the first
+    with an invalid one; else the first column's (a missing number).
+
+    ``phone_column`` names the column used (null when every cell was empty).
+    """
+    wide = pl.concat(
+        [r.select(pl.all().name.suffix(f"_{i}")) for i, r in enumerate(readings)],
+        how="horizontal",
+    )
+    n = len(columns)
+    chosen = pl.coalesce(
+        *(pl.when(pl.col(f"number_{i}").is_not_null()).then(pl.lit(i)) for i in range(n)),
+        *(pl.when(pl.col(f"err_{i}") == "Client.InvalidPhone").then(pl.lit(i)) for i in range(n)),
+    )
+
+    def pick(field: str) -> pl.Expr:
+        expr = pl.col(f"{field}_0")
+        for i in range(n - 1, 0, -1):
+            expr = pl.when(pl.col("_chosen") == i).then(pl.col(f"{field}_{i}")).otherwise(expr)
+        return expr.alias(field)
+
+    name = pl.lit(None, dtype=pl.String)
+    for i in range(n - 1, -1, -1):
+        name = pl.when(pl.col("_chosen") == i).then(pl.lit(columns[i])).otherwise(name)
+    return wide.with_columns(chosen.alias("_chosen")).select(
+        *(pick(f) for f in ("raw", "number", "err", "multi")), name.alias("phone_column")
+    )
+
+
+def _source_rows(table: frames.Table) -> pl.Series:
+    """Each data row's line or sheet row as the user sees it; its position otherwise."""
+    height = table.df.height
+    given = table.source_rows
+    if given is not None and given.len() == height:
+        return given.cast(pl.Int64).alias("source_row")
+    return pl.int_range(1, height + 1, dtype=pl.Int64, eager=True).alias("source_row")
 
 
 def limit_to_first_keys(prep: Prepared, n: int) -> Prepared:
@@ -134,13 +233,18 @@ def limit_to_first_keys(prep: Prepared, n: int) -> Prepared:
             if len(seen) == n:
                 break
     rows = prep.rows.head(last_row)
-    table = replace(prep.table, df=prep.table.df.head(last_row))
-    return Prepared(table, prep.phone_column, rows, prep.keys[:n])
+    lines = prep.table.source_rows
+    table = replace(
+        prep.table,
+        df=prep.table.df.head(last_row),
+        source_rows=None if lines is None else lines.head(last_row),
+    )
+    return replace(prep, table=table, rows=rows, keys=prep.keys[:n])
 
 
 def refuse_enriched_input(columns: Sequence[str]) -> None:
     """InputError when the input already has ``bp_*`` columns (an enriched file)."""
-    clash = [c for c in BP_COLUMNS if c in columns]
+    clash = [c for c in (*BP_COLUMNS, BP_PHONE_COLUMN) if c in columns]
     if clash:
         raise InputError(
             f"{', '.join(clash)} already in the input: is it an enriched file? "

@@ -21,7 +21,7 @@ from enrich import frames
 from enrich.cache import RESULT_SCHEMA
 from enrich.logs import one_line
 from enrich.phones import PHONE_ERROR_CODES
-from enrich.prepare import Prepared, refuse_enriched_input
+from enrich.prepare import BP_PHONE_COLUMN, Prepared, refuse_enriched_input
 from enrich.types import API_TEXT_COLUMNS, BP_COLUMNS, ERROR_COLUMNS, Key, KeyOutcome
 
 __all__ = [
@@ -156,7 +156,12 @@ def enriched_frame(
         .then(pl.lit(None, dtype=_S))
         .otherwise(code)
         .alias("bp_error_code"),
+        # several --phone-column: the 14th column, the one each row's number came from
+        *([pl.col("phone_column").alias(BP_PHONE_COLUMN)] if prep.several_columns else []),
         pl.col("row").alias("_row"),
+        (
+            pl.col("source_row") if "source_row" in joined.columns else pl.col("row")
+        ).cast(pl.Int64).alias("_source_row"),
         pl.col("raw").alias("_raw"),
         pl.col("cust").alias("_cust"),
         message.alias("_message"),
@@ -186,6 +191,7 @@ def error_frame(prep: Prepared, frame: pl.DataFrame) -> pl.DataFrame:
         pl.col("_http").alias("http_status"),
         pl.col("bp_request_id").alias("request_id"),
         pl.col("_attempts").alias("attempts"),
+        pl.col("_source_row").alias("source_row"),
     )
 
 

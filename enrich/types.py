@@ -63,6 +63,7 @@ ERROR_COLUMNS: Final[tuple[str, ...]] = (
     "http_status",
     "request_id",
     "attempts",
+    "source_row",
 )
 
 

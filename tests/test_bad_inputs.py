@@ -137,7 +137,8 @@ CASES = [
     Case("binary-garbage", ["binary.csv", *S1], 1,
          "binary.csv is binary data, not a CSV text file", files=("binary.csv",)),
     Case("garbage-without-nul", ["garbage_no_nul.csv", *S1], 1,
-         "garbage_no_nul.csv is not valid UTF-8 (line 1, byte 3); save it as UTF-8 CSV",
+         "garbage_no_nul.csv is not valid UTF-8 (line 1, byte 3); save it as UTF-8 CSV, "
+         "or name its encoding: --encoding cp1252 for Excel's \"CSV (Comma delimited)\"",
          files=("garbage_no_nul.csv",)),
     Case("txt-extension", ["notes.txt", *S1], 1,
          f"unknown input format '.txt' for notes.txt; {FOLDERS}", files=("notes.txt",)),
@@ -157,7 +158,8 @@ CASES = [
          "unclosed_quote.csv: unclosed quote in the record starting on line 2; close it "
          '(a quote inside a quoted field is written "")', files=("unclosed_quote.csv",)),
     Case("invalid-utf8", ["invalid_utf8.csv", *S1], 1,
-         "invalid_utf8.csv is not valid UTF-8 (line 2, byte 35); save it as UTF-8 CSV",
+         "invalid_utf8.csv is not valid UTF-8 (line 2, byte 35); save it as UTF-8 CSV, "
+         "or name its encoding: --encoding cp1252 for Excel's \"CSV (Comma delimited)\"",
          files=("invalid_utf8.csv",)),
     Case("utf16-with-bom", ["utf16.csv", *S1], 1, "utf16.csv is UTF-16 text; save it as UTF-8 CSV",
          files=("utf16.csv",)),

@@ -223,7 +223,11 @@ def test_old_mac_line_endings_and_bare_quotes() -> None:
         ),
         (b'a,b\n"1"x,2\n', "e.csv: malformed CSV on line 2: ',' expected after '\"'"),
         (b"id,phone,id\n1,2,3\n", "e.csv has two columns named 'id'; rename one of them"),
-        (b"a,b\n1,2\n3,\xff\n", "e.csv is not valid UTF-8 (line 3, byte 11); save it as UTF-8 CSV"),
+        (
+            b"a,b\n1,2\n3,\xff\n",
+            "e.csv is not valid UTF-8 (line 3, byte 11); save it as UTF-8 CSV, or name its "
+            'encoding: --encoding cp1252 for Excel\'s "CSV (Comma delimited)"',
+        ),
         (b"\xff\xfea\x00,\x00b\x00", "e.csv is UTF-16 text; save it as UTF-8 CSV"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "e.csv is binary data, not a CSV text file"),
         (b"PAR1\x00\x00", "e.csv is a Parquet file, not CSV; rename it to .parquet"),
@@ -640,6 +644,9 @@ def test_csv_round_trip_preserves_every_text_cell(
     shape: tuple[int, list[list[str | None]]], separator: str, as_api: bool, sniff: bool
 ) -> None:
     width, rows = shape
+    if width > 1:
+        # A record with no value at all is no data row: read_table skips it (issue 16).
+        rows = [row for row in rows if any(row)]
     names = ["phone", "name", "note"][:width]
     df = pl.DataFrame(rows, schema=dict.fromkeys(names, pl.String), orient="row")
     path = Path("round.csv")

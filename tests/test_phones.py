@@ -240,5 +240,5 @@ def test_a_title_row_gets_a_hint() -> None:
     assert str(err.value) == (
         "no phone column found in leads.xlsx; name it with --phone-column NAME "
         "(columns: Leads export, March, __UNNAMED__1); is row 1 a title? "
-        "the header must be the first row"
+        "give the header's row with --header-row N"
     )

@@ -34,7 +34,9 @@ text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters=
 tricky = st.sampled_from(["=1+1", "+44", "-3", "@x", "\tt", "\rr", '"q"', "a,b", "a\nb",
                           "a\r\nb", " sp ", "é😀中", "007", "1e5", "TRUE", "NaN", "null"])
 cell = st.one_of(text, tricky, st.builds(lambda a, b: a + b, tricky, text))
-rows = st.lists(st.tuples(cell, st.sampled_from(PHONES), cell), min_size=1, max_size=6)
+# A record with no value at all (",,") is no data row: read_table skips it (issue 16).
+rows = st.lists(st.tuples(cell, st.sampled_from(PHONES), cell).filter(any), min_size=1,
+                max_size=6)
 # XLSX has no empty row: a row with no value at all is not read (frames.read_table).
 xlsx_rows = st.lists(st.tuples(cell, st.sampled_from(PHONES), cell).filter(any), min_size=1,
                      max_size=6)

@@ -14,32 +14,110 @@ import polars as pl
 from enrich.errors import InputError, UsageError
 
 __all__ = [
+    "INPUT_FORMATS",
+    "STDIN_NAME",
+    "Compression",
+    "FileType",
     "Format",
+    "InputFormat",
     "Table",
     "check_input",
     "check_unique_columns",
+    "file_type",
     "format_for",
+    "is_stdio",
+    "named_type",
     "parse_separator",
     "read_bytes",
     "reason",
+    "split_name",
 ]
 
 Format = Literal["csv", "parquet", "xlsx"]
+Compression = Literal["gzip", "zstd"]
+#: What ``--input-format`` names: a format, and ``tsv`` for a tab-separated CSV.
+InputFormat = Literal["csv", "tsv", "parquet", "xlsx"]
+INPUT_FORMATS: Final[tuple[InputFormat, ...]] = ("csv", "tsv", "parquet", "xlsx")
+#: How messages name standard input (``-``).
+STDIN_NAME: Final = "<stdin>"
 
-_EXTENSIONS: Final[dict[str, Format]] = {".csv": "csv", ".parquet": "parquet", ".xlsx": "xlsx"}
+
+@dataclass(frozen=True)
+class FileType:
+    """What a file name says: the format, a fixed separator, a compression."""
+
+    fmt: Format
+    extension: str
+    """The whole extension as recognised, lower-case: ``.csv.gz``."""
+    separator: str | None = None
+    """A tab for ``.tsv`` names; ``None``: sniffed (input) or as given (output)."""
+    compression: Compression | None = None
 
 
-def format_for(path: Path, *, role: Literal["input", "output"]) -> Format:
-    """The table format named by ``path``'s extension (case-insensitive).
+_TYPES: Final[tuple[FileType, ...]] = (
+    FileType("csv", ".csv.gz", compression="gzip"),
+    FileType("csv", ".tsv.gz", "\t", "gzip"),
+    FileType("csv", ".csv.zst", compression="zstd"),
+    FileType("csv", ".tsv.zst", "\t", "zstd"),
+    FileType("csv", ".csv"),
+    FileType("csv", ".tsv", "\t"),
+    FileType("parquet", ".parquet"),
+    FileType("xlsx", ".xlsx"),
+)
+_GIVEN: Final[dict[str, FileType]] = {
+    "csv": FileType("csv", ".csv"),
+    "tsv": FileType("csv", ".tsv", "\t"),
+    "parquet": FileType("parquet", ".parquet"),
+    "xlsx": FileType("xlsx", ".xlsx"),
+}
+
+
+def is_stdio(path: Path) -> bool:
+    """``-``: standard input (as the input) or standard output (as the output)."""
+    return str(path) == "-"
+
+
+def named_type(path: Path) -> FileType | None:
+    """The type ``path``'s name says, ``None`` for a name of no known type."""
+    name = path.name.lower()
+    for kind in _TYPES:
+        if name.endswith(kind.extension) and len(name) > len(kind.extension):
+            return kind
+    return None
+
+
+def split_name(path: Path) -> tuple[str, str]:
+    """``leads.csv.gz`` → ``("leads", ".csv.gz")``: the stem before the whole extension.
+
+    An unknown extension splits as ``Path`` does (``x.txt`` → ``("x", ".txt")``).
+    """
+    kind = named_type(path)
+    if kind is None:
+        return path.stem, path.suffix
+    return path.name[: -len(kind.extension)], path.name[-len(kind.extension) :]
+
+
+def file_type(
+    path: Path, *, role: Literal["input", "output"], given: InputFormat | None = None
+) -> FileType:
+    """The format, separator and compression ``path``'s name says (case-insensitive).
+
+    ``-`` is CSV (standard input or output). ``given`` (``--input-format``) names
+    the format of an input whatever its name says. Compression is named for
+    outputs; inputs are decompressed by their first bytes, whatever their name.
 
     Raises:
         InputError: an input with an unknown extension (exit 1).
         UsageError: an output with an unknown extension (exit 2).
     """
+    if role == "input" and given is not None:
+        return _GIVEN[given]
+    if is_stdio(path):
+        return _GIVEN["csv"]
+    kind = named_type(path)
+    if kind is not None:
+        return kind
     suffix = path.suffix.lower()
-    fmt = _EXTENSIONS.get(suffix)
-    if fmt is not None:
-        return fmt
     error = InputError if role == "input" else UsageError
     shown = f"'{path.suffix}'" if path.suffix else "(no extension)"
     if suffix in {".xls", ".xlsm", ".xlsb", ".ods"}:
@@ -48,6 +126,13 @@ def format_for(path: Path, *, role: Literal["input", "output"]) -> Format:
             "save the workbook as .xlsx (or export .csv)"
         )
     raise error(f"unknown {role} format {shown} for {path}; use .csv, .parquet or .xlsx")
+
+
+def format_for(
+    path: Path, *, role: Literal["input", "output"], given: InputFormat | None = None
+) -> Format:
+    """The table format of ``path`` (``file_type``'s ``fmt``; same errors)."""
+    return file_type(path, role=role, given=given).fmt
 
 
 def parse_separator(text: str) -> str:
@@ -79,6 +164,19 @@ class Table:
     """XLSX: per sheet, per column that mixes numbers and text (read as text), the
     numeric cells' values (null elsewhere), so an XLSX output writes them back as
     numbers."""
+    bom: bool = False
+    """CSV: a CSV output starts with a UTF-8 BOM (the input had one, or was read
+    with another ``--encoding``: Excel then reads the UTF-8 output right)."""
+    line_terminator: str = "\n"
+    """CSV: the input's line ends (CRLF from Excel), kept in a CSV output."""
+    encoding: str = "utf-8"
+    """CSV: the encoding the input was read with (Python's codec name)."""
+    header_row: int | None = None
+    """CSV: the header's line; XLSX: the header's sheet row (1-based)."""
+    source_rows: pl.Series | None = None
+    """Per data row of ``df``: its line in the CSV file (where its record starts)
+    or its row in the sheet (1-based), as the user sees it. ``None``: the data
+    row's own position (Parquet, frames)."""
 
 
 def check_input(path: Path) -> int:

@@ -14,12 +14,15 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import BinaryIO, Final
 
 from enrich.errors import OutputError
-from enrich.frames._common import reason
+from enrich.frames._common import is_stdio, reason
 
 __all__ = ["atomic_path", "remove_stale_temps", "staged_outputs", "staging_path"]
 
@@ -82,14 +85,29 @@ def _create_temp(path: Path, shown: Path) -> Path:
         return tmp
 
 
+#: What standard output (``-``) is staged as, in the current folder.
+_STDOUT_STAGE: Final = Path("enrich-stdout")
+
+
+def _staged_as(target: Path) -> Path:
+    return _STDOUT_STAGE if is_stdio(target) else target
+
+
 def staging_path(target: Path) -> Path:
-    """Where ``target`` is staged by this process: ``.out.csv.<pid>.tmp`` beside it."""
+    """Where ``target`` is staged by this process: ``.out.csv.<pid>.tmp`` beside it.
+
+    Standard output (``-``) is staged as ``.enrich-stdout.<pid>.tmp`` in the current folder.
+    """
+    target = _staged_as(target)
     return target.with_name(f".{target.name}.{os.getpid()}.tmp")
 
 
 @contextmanager
 def staged_outputs(
-    targets: Sequence[Path], *, commit: AbstractContextManager[None] | None = None
+    targets: Sequence[Path],
+    *,
+    commit: AbstractContextManager[None] | None = None,
+    stdout: BinaryIO | None = None,
 ) -> Iterator[list[Path]]:
     """Yield a staging path per target; rename them all into place on a clean exit.
 
@@ -98,7 +116,9 @@ def staged_outputs(
     so each is whole once written). On a clean exit the staging files are renamed
     over their targets, in order, all inside ``commit`` (default: nothing), so no
     signal splits the renames. On any error no rename is attempted; staging files
-    still present at the end, renamed or not, are removed.
+    still present at the end, renamed or not, are removed. A target ``-`` is
+    standard output (``stdout``, default ``sys.stdout``'s bytes): its staged file
+    is copied there at the commit, in its turn, instead of renamed.
 
     Raises:
         OutputError: a rename failed (``cannot write out.csv: Permission denied``).
@@ -110,6 +130,9 @@ def staged_outputs(
         yield staged
         with commit or contextlib.nullcontext():
             for tmp, target in zip(staged, targets, strict=True):
+                if is_stdio(target):
+                    _copy_to_stdout(tmp, stdout)
+                    continue
                 try:
                     os.replace(tmp, target)
                 except OSError as exc:
@@ -119,6 +142,17 @@ def staged_outputs(
             _unlink_quietly(tmp)
 
 
+def _copy_to_stdout(staged: Path, stdout: BinaryIO | None) -> None:
+    try:
+        stream = stdout if stdout is not None else sys.stdout.buffer
+        with staged.open("rb") as handle:
+            shutil.copyfileobj(handle, stream)
+        stream.flush()
+    except (OSError, AttributeError) as exc:
+        why = reason(exc) if isinstance(exc, OSError) else "it is closed"
+        raise OutputError(f"cannot write the output to standard output: {why}") from None
+
+
 def remove_stale_temps(target: Path) -> None:
     """Remove the temp files beside ``target`` that a killed run left (its process gone).
 
@@ -126,6 +160,7 @@ def remove_stale_temps(target: Path) -> None:
     ``.out.csv.<pid>.tmp`` with its own temp ``..out.csv.<pid>.tmp.<pid>-<hex>.tmp``);
     a file whose process still runs is left alone.
     """
+    target = _staged_as(target)
     pattern = re.compile(rf"\.\.?{re.escape(target.name)}\.(\d+)[.-].*\.tmp")
     try:
         names = os.listdir(target.parent)

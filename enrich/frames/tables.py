@@ -4,17 +4,30 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
 import polars as pl
 from polars.exceptions import PolarsError
 from xlsxwriter.exceptions import XlsxWriterException
 
 from enrich.errors import OutputError
-from enrich.frames._common import Format, Table, check_input, format_for, parse_separator, reason
+from enrich.frames._common import (
+    STDIN_NAME,
+    Format,
+    InputFormat,
+    Table,
+    check_input,
+    file_type,
+    is_stdio,
+    parse_separator,
+    read_bytes,
+    reason,
+)
 from enrich.frames.cells import for_spreadsheet
 from enrich.frames.csv_read import read_csv
+from enrich.frames.csv_write import write_csv
 from enrich.frames.parquet import read_parquet, write_parquet
+from enrich.frames.sources import decompress, read_stdin, spooled
 from enrich.frames.staging import atomic_path
 from enrich.frames.xlsx_output import KEEP_MAX_CELLS, write_xlsx_output
 from enrich.frames.xlsx_read import read_xlsx
@@ -25,37 +38,75 @@ _ENRICHED_PREFIX: Final = "bp_"
 
 
 def read_table(
-    path: Path, *, sheet: str | int | None = None, separator: str | None = None
+    path: Path,
+    *,
+    sheet: str | int | None = None,
+    separator: str | None = None,
+    encoding: str | None = None,
+    header_row: int | None = None,
+    input_format: InputFormat | None = None,
+    stdin: BinaryIO | None = None,
 ) -> Table:
-    """Read a CSV, Parquet or XLSX file (format from the extension).
+    """Read a CSV, TSV, Parquet or XLSX file (format from the extension).
 
-    * CSV: every column is text, exactly as written; empty fields are null.
-      The separator is sniffed among ``,`` ``;`` tab ``|`` unless given; a UTF-8
-      BOM is dropped. Blank lines are skipped, except in a one-column file,
-      where a blank line is an empty value.
+    * ``-`` reads standard input (``stdin``, default ``sys.stdin``), as CSV
+      unless ``input_format`` says otherwise; ``input_format`` also overrides
+      a file's extension.
+    * CSV (``.csv``, ``.tsv``; gzip or zstd compressed as ``.csv.gz``,
+      ``.csv.zst``, …, recognised by their first bytes): every column is text,
+      exactly as written; empty fields are null. The separator is a tab for
+      ``.tsv``, else sniffed among ``,`` ``;`` tab ``|``, unless given. The
+      text is ``encoding`` (default UTF-8; a UTF-8 BOM wins and is dropped).
+      ``header_row`` (1-based) names the header's line; the lines above are
+      skipped. Blank records (a blank line, ``,,``) are skipped, except in a
+      one-column file, where a blank line is an empty value; nameless columns
+      at the right that hold nothing are dropped.
     * Parquet: every column keeps its dtype.
     * XLSX: ``sheet`` is a sheet name, or a 1-based position (an ``int``, or a
       string of digits that names no sheet); the first sheet by default.
-      Columns keep the type Excel stored (numbers, dates, booleans, text); a
-      column mixing types is read as text. Rows with no value at all are
-      skipped. The other sheets are read too, to be carried to the output.
+      ``header_row`` is the header's sheet row (default: the first row with a
+      value). Columns keep the type Excel stored (numbers, dates, booleans,
+      text); a column mixing types is read as text. Rows with no value at all
+      are skipped. The other sheets are read too, to be carried to the output.
 
-    ``sheet`` is ignored for CSV and Parquet, ``separator`` for all but CSV.
-    A file with a header and no data rows is read as 0 rows.
+    ``sheet`` is ignored for CSV and Parquet, ``separator`` and ``encoding``
+    for all but CSV, ``header_row`` for Parquet. A file with a header and no
+    data rows is read as 0 rows. ``Table.source_rows`` gives each data row's
+    line (CSV) or sheet row (XLSX).
 
     Raises:
         InputError: the file is missing, unreadable, empty or malformed; one
             line naming the file and what to fix.
-        UsageError: ``separator`` is not a single usable character.
+        UsageError: ``separator`` is not a single usable character, or
+            ``encoding`` no encoding Python knows.
     """
-    fmt = format_for(path, role="input")
-    sep = parse_separator(separator) if separator is not None and fmt == "csv" else None
-    size = check_input(path)
-    if fmt == "csv":
-        return read_csv(path, sep)
+    kind = file_type(path, role="input", given=input_format)
+    sep = kind.separator
+    if separator is not None and kind.fmt == "csv":
+        sep = parse_separator(separator)
+    stdio = is_stdio(path)
+    shown = Path(STDIN_NAME) if stdio else path
+    if kind.fmt == "csv":
+        if stdio:
+            data = read_stdin(stdin)
+        else:
+            check_input(path)
+            data = read_bytes(path)
+        data = decompress(shown, data)
+        return read_csv(shown, sep, data=data, encoding=encoding, header_row=header_row)
+    if stdio:
+        with spooled(read_stdin(stdin), suffix=kind.extension) as tmp:
+            return _read_file(tmp, kind.fmt, sheet, header_row, shown=shown)
+    check_input(path)
+    return _read_file(path, kind.fmt, sheet, header_row, shown=path)
+
+
+def _read_file(
+    path: Path, fmt: Format, sheet: str | int | None, header_row: int | None, *, shown: Path
+) -> Table:
     if fmt == "parquet":
-        return Table(df=read_parquet(path, size), fmt="parquet")
-    return read_xlsx(path, sheet)
+        return Table(df=read_parquet(path, path.stat().st_size, shown=shown), fmt="parquet")
+    return read_xlsx(path, sheet, header_row=header_row, shown=shown)
 
 
 def write_table(
@@ -74,6 +125,8 @@ def write_table(
     source: Path | None = None,
     header_row: int | None = None,
     keep_max_cells: int = KEEP_MAX_CELLS,
+    bom: bool = False,
+    line_terminator: str = "\n",
 ) -> list[str]:
     """Write ``df`` to ``path`` atomically, whole or not at all; the warnings for the user.
 
@@ -83,8 +136,11 @@ def write_table(
       ``api_text_columns`` and ``list_columns`` starting with ``=``, ``+``,
       ``-``, ``@``, tab or CR get a leading ``'`` (``neutralize``). Other
       columns are written unchanged.
-    * CSV: UTF-8 without BOM, ``separator``, quotes only where needed, null
-      as an empty field.
+    * CSV: UTF-8, with a BOM when ``bom`` (``Table.bom``), lines ended by
+      ``line_terminator`` (``Table.line_terminator``), quotes only where
+      needed, null as an empty field. The name the user asked for
+      (``shown_as``) decides the rest: ``.tsv`` names get tabs (others
+      ``separator``), ``.gz`` and ``.zst`` names are gzip and zstd compressed.
     * XLSX: the data sheet (``sheet_name``, default ``Sheet1``) then
       ``other_sheets`` in order; text is always a text cell (never a formula,
       never a URL or number), numbers, dates and booleans keep their types;
@@ -123,7 +179,10 @@ def write_table(
                 return []
             flat = for_spreadsheet(df, api_text_columns=api_text_columns, list_columns=list_columns)
             if fmt == "csv":
-                flat.write_csv(tmp, separator=separator, null_value="")
+                write_csv(
+                    flat, tmp, shown=shown, separator=separator, bom=bom,
+                    line_terminator=line_terminator,
+                )  # fmt: skip
                 return []
             highlighted = (
                 set(enriched_columns)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import fastexcel
@@ -30,30 +31,45 @@ logging.getLogger("fastexcel").setLevel(logging.ERROR)
 logging.getLogger("calamine").setLevel(logging.ERROR)
 
 
-def read_xlsx(path: Path, sheet: str | int | None) -> Table:
-    """The workbook at ``path``: ``sheet`` (name or 1-based position) as data, the rest carried."""
+def read_xlsx(
+    path: Path, sheet: str | int | None, *, header_row: int | None = None, shown: Path | None = None
+) -> Table:
+    """The workbook at ``path``: ``sheet`` (name or 1-based position) as data, the rest carried.
+
+    ``header_row``: the data sheet's header row (1-based; default: its first row
+    with a value). Messages name ``shown`` (default ``path``).
+    """
+    where = shown or path
     try:
         reader = fastexcel.read_excel(str(path))
         names = list(reader.sheet_names)
     except (fastexcel.FastExcelError, OSError) as exc:
-        raise InputError(f"{path} is not a readable XLSX workbook: {_xlsx_reason(exc)}") from None
+        raise InputError(f"{where} is not a readable XLSX workbook: {_xlsx_reason(exc)}") from None
     if not names:
-        raise InputError(f"{path} has no sheets")
-    index = _pick_sheet(path, names, sheet)
-    numeric: dict[str, dict[str, pl.Series]] = {}
-    df, numeric[names[index]] = _load_sheet(path, reader, names, index)
-    if df.width == 0:
+        raise InputError(f"{where} has no sheets")
+    index = _pick_sheet(where, names, sheet)
+    loader = _Loader(path, where, reader, names)
+    data = loader.load(index, header_row=header_row)
+    if data.df.width == 0:
         raise InputError(
-            f"sheet '{names[index]}' of {path} is empty (no header row); "
+            f"sheet '{names[index]}' of {where} is empty (no header row); "
             f"choose another with --sheet NAME (sheets: {', '.join(names)})"
         )
+    numeric: dict[str, dict[str, pl.Series]] = {names[index]: data.numeric}
     others: dict[str, pl.DataFrame] = {}
     for i, name in enumerate(names):
         if i != index:
-            others[name], numeric[name] = _load_sheet(path, reader, names, i)
+            other = loader.load(i)
+            others[name], numeric[name] = other.df, other.numeric
     numeric = {name: cols for name, cols in numeric.items() if cols}
     return Table(
-        df=df, fmt="xlsx", sheet_name=names[index], other_sheets=others, numeric_cells=numeric
+        df=data.df,
+        fmt="xlsx",
+        sheet_name=names[index],
+        other_sheets=others,
+        numeric_cells=numeric,
+        header_row=data.header_row,
+        source_rows=data.source_rows,
     )
 
 
@@ -83,42 +99,87 @@ def _pick_sheet(path: Path, names: Sequence[str], sheet: str | int | None) -> in
     return sheet - 1
 
 
-def _load_sheet(
-    path: Path, reader: fastexcel.ExcelReader, names: Sequence[str], index: int
-) -> tuple[pl.DataFrame, dict[str, pl.Series]]:
-    df = _sheet_frame(path, reader, names, index)
-    numeric = _mixed_numeric_cells(path, reader, index, df)
-    if df.width and df.height:
-        keep = ~df.select(pl.all_horizontal(pl.all().is_null())).to_series()
-        df = df.filter(keep)
-        numeric = {name: values.filter(keep) for name, values in numeric.items()}
-    return df, numeric
+@dataclass
+class _Sheet:
+    df: pl.DataFrame
+    numeric: dict[str, pl.Series]
+    header_row: int
+    """The header's sheet row, 1-based."""
+    source_rows: pl.Series
+    """The sheet row of each row of ``df``, 1-based."""
 
 
-def _sheet_frame(
-    path: Path, reader: fastexcel.ExcelReader, names: Sequence[str], index: int
-) -> pl.DataFrame:
-    """Sheet ``index`` as read, once its header row is known to name no column twice."""
-    try:
-        # Sample every row: with the default 1,000, a text cell further down a
-        # numeric column would be coerced to null, i.e. silently lost.
-        df = reader.load_sheet(index, schema_sample_rows=None).to_polars()
-        if df.width:
-            raw = reader.load_sheet(index, header_row=None, n_rows=1, dtypes="string")
-            header = raw.to_polars().row(0)
+@dataclass
+class _Loader:
+    """Loads one sheet: its header row found, its rows with no value dropped."""
+
+    path: Path
+    where: Path
+    reader: fastexcel.ExcelReader
+    names: Sequence[str]
+
+    def load(self, index: int, *, header_row: int | None = None) -> _Sheet:
+        """Sheet ``index``, its header on ``header_row`` (1-based; default: the first row
+        with a value), once its header names no column twice."""
+        try:
+            return self._load(index, header_row)
+        except (fastexcel.FastExcelError, OSError, PolarsError, ValueError) as exc:
+            raise InputError(
+                f"cannot read sheet '{self.names[index]}' of {self.where}: {_xlsx_reason(exc)}"
+            ) from None
+
+    def _load(self, index: int, header_row: int | None) -> _Sheet:
+        reader = self.reader
+        # The sheet's rows from row 1, whatever they hold (fastexcel skips empty ones).
+        total = reader.load_sheet(
+            index, header_row=None, skip_rows=0, n_rows=1, dtypes="string"
+        ).total_height
+        if header_row is None:
+            # Sample every row: with the default 1,000, a text cell further down a
+            # numeric column would be coerced to null, i.e. silently lost.
+            df = reader.load_sheet(index, schema_sample_rows=None).to_polars()
+            header = max(total - 1 - df.height, 0)  # the first row with a value
+            head = reader.load_sheet(index, header_row=None, n_rows=1, dtypes="string")
         else:
-            header = ()
-    except (fastexcel.FastExcelError, OSError, PolarsError, ValueError) as exc:
-        raise InputError(
-            f"cannot read sheet '{names[index]}' of {path}: {_xlsx_reason(exc)}"
-        ) from None
-    # Empty header cells get names fastexcel makes up (__UNNAMED__0, _1, …): no clash.
-    check_unique_columns((c for c in header if c), where=f"sheet '{names[index]}' of {path}")
-    return df
+            header = self._check_header(index, header_row, total)
+            df = reader.load_sheet(index, header_row=header, schema_sample_rows=None).to_polars()
+            head = reader.load_sheet(
+                index, header_row=None, skip_rows=header, n_rows=1, dtypes="string"
+            )
+        cells = head.to_polars().row(0) if df.width and head.height else ()
+        # Empty header cells get names fastexcel makes up (__UNNAMED__0, _1, …): no clash.
+        check_unique_columns(
+            (c for c in cells if c), where=f"sheet '{self.names[index]}' of {self.where}"
+        )
+        numeric = _mixed_numeric_cells(self.path, reader, index, df, header=header)
+        rows = pl.int_range(header + 2, header + 2 + df.height, dtype=pl.Int64, eager=True)
+        if df.width and df.height:
+            keep = ~df.select(pl.all_horizontal(pl.all().is_null())).to_series()
+            df, rows = df.filter(keep), rows.filter(keep)
+            numeric = {name: values.filter(keep) for name, values in numeric.items()}
+        return _Sheet(df, numeric, header + 1, rows.alias("source_row"))
+
+    def _check_header(self, index: int, header_row: int, total: int) -> int:
+        """``--header-row`` as a 0-based row index, once it is known to hold a header."""
+        name = self.names[index]
+        if header_row > total:
+            raise InputError(
+                f"sheet '{name}' of {self.where} has {total} row{'s' if total != 1 else ''}; "
+                f"--header-row {header_row} is past its end"
+            )
+        head = self.reader.load_sheet(
+            index, header_row=None, skip_rows=header_row - 1, n_rows=1, dtypes="string"
+        ).to_polars()
+        if not head.height or all(v is None or not str(v).strip() for v in head.row(0)):
+            raise InputError(
+                f"row {header_row} of sheet '{name}' of {self.where} is empty; "
+                "--header-row names the row of the header"
+            )
+        return header_row - 1
 
 
 def _mixed_numeric_cells(
-    path: Path, reader: fastexcel.ExcelReader, index: int, df: pl.DataFrame
+    path: Path, reader: fastexcel.ExcelReader, index: int, df: pl.DataFrame, *, header: int
 ) -> dict[str, pl.Series]:
     """For text columns that also hold numeric cells: those cells' values, by row.
 
@@ -129,14 +190,17 @@ def _mixed_numeric_cells(
     if not text_columns or not df.height:
         return {}
     try:
-        reader.load_sheet(index, schema_sample_rows=None, dtype_coercion="strict")
+        reader.load_sheet(
+            index, header_row=header, schema_sample_rows=None, dtype_coercion="strict"
+        )
         return {}
     except fastexcel.UnsupportedColumnTypeCombinationError:
         pass
     except (fastexcel.FastExcelError, OSError, ValueError):
         return {}
     try:
-        rows = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(index).to_python()
+        sheet = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(index)
+        rows = sheet.to_python()[max(header - sheet.start[0], 0) :] if sheet.start else []
     except (CalamineError, OSError, ValueError):
         return {}
     if len(rows) != df.height + 1 or any(len(row) != df.width for row in rows[:1]):
