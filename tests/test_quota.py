@@ -344,6 +344,7 @@ def test_tasks_on_one_sqlite_file_share_and_take_over_when_one_leaves(tmp_path: 
 
 
 def test_processes_on_one_sqlite_file_with_a_late_joiner_that_finishes(tmp_path: Path) -> None:
+    """The late run joins at once but asks only 1.5 s later: until then it costs nothing."""
     store = str(tmp_path / "quota.sqlite3")
     first, late = drive(store, duration=5.0), drive(store, duration=1.5)
     start = go(first, late, offsets=(0.0, 1.5))

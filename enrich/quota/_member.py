@@ -168,6 +168,8 @@ class Member:
         :class:`QuotaLostError` once the store has been unreachable for
         ``lost_timeout_s``; no slot is ever granted without it.
         """
+        if self._beat is None:
+            raise RuntimeError("a Member takes slots inside `async with quota.join(...)` only")
         loop = asyncio.get_running_loop()
         start = loop.time()
         self._waiting += 1
