@@ -203,10 +203,13 @@ class FanOut:
         await self.throttle.acquire()
         if self.slots is not None and not self._gone(space):
             try:
-                self.quota_wait_s += await self.slots.acquire()
+                # not ``self.quota_wait_s += await …``: that reads the sum before the
+                # await and loses the waits of the requests that waited meanwhile
+                waited = await self.slots.acquire()
             except BaseException:
                 self.throttle.unused()
                 raise
+            self.quota_wait_s += waited
             if self._gone(space):
                 self.slots.unused()
         if self._gone(space):
@@ -223,7 +226,8 @@ class FanOut:
         paced and counted like any other."""
         await self.throttle.acquire()
         if self.slots is not None:
-            self.quota_wait_s += await self.slots.acquire()
+            waited = await self.slots.acquire()
+            self.quota_wait_s += waited
         self.throttle.on_success()
         self.progress.api_calls += 1
 

@@ -27,6 +27,8 @@ that attributes each arrival to its run.
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import os
 import signal
@@ -41,8 +43,14 @@ from typing import Any
 import pytest
 from redis_server import RedisServer
 
+from enrich.cache import Ledger
 from enrich.emulator import EmulatorServer
 from enrich.emulator.stats import max_in_window
+from enrich.fanout import FanOut
+from enrich.limiter import ConcurrencyGate, Throttle
+from enrich.logs import Log
+from enrich.retry import RetryPolicy
+from enrich.types import Answer, Profile
 
 RATE = 10
 PACE = 9.75  # the quota's pace: 97.5 % of --rate 10
@@ -275,3 +283,43 @@ def test_two_hosts_on_one_redis_server_split_the_budget(
     # each host kept its own default files: nothing of the quota on either
     for i in (0, 1):
         assert not list((tmp_path / f"host{i}").rglob("quota.sqlite3"))
+
+
+# -- the summary's quota_wait_s adds up every request's wait ------------------------------
+
+
+class SlowSlots:
+    """A budget whose every slot takes 50 ms: requests wait for slots side by side."""
+
+    def __init__(self) -> None:
+        self.waited = 0.0
+
+    async def acquire(self) -> float:
+        await asyncio.sleep(0.05)
+        self.waited += 0.05
+        return 0.05
+
+    def unused(self) -> None:
+        raise AssertionError("no slot goes unused here")
+
+
+class Answers:
+    async def query(self, space: str, number: str, *, attempt: int) -> Answer:
+        await asyncio.sleep(0)
+        return Answer(Profile(about=number), f"req-{number}", 1_700_000_000.0)
+
+
+def test_quota_wait_adds_up_the_waits_of_requests_waiting_together() -> None:
+    """Eight workers wait for their slots at once: ``quota_wait_s`` is the sum of the
+    eight waits, not the last one's (``x += await …`` loads ``x`` before the await)."""
+    slots = SlowSlots()
+    throttle = Throttle(100_000)
+    fan = FanOut([("c1", f"8613900{i:06d}") for i in range(32)], caller=Answers(),
+                 throttle=throttle, gate=ConcurrencyGate(pace=lambda: throttle.pace, fixed=8),
+                 policy=RetryPolicy(), recorder=Ledger(None),
+                 log=Log(fmt="json", stream=io.StringIO()), workers=8, single_space=True,
+                 slots=slots)
+    result = asyncio.run(fan.run())
+    assert len(result.outcomes) == 32
+    assert fan.quota_wait_s == pytest.approx(slots.waited)  # 32 × 50 ms
+    assert fan.progress.api_calls == 32
