@@ -144,7 +144,8 @@ def test_full_disk_keeps_answers_and_older_outputs(emulator, tmp_path: Path, fmt
     out = tmp_path / f"n.enriched.{fmt}"
     out.write_bytes(b"an older good output")
     args = ["run", "n.csv", "-o", out.name, "--endpoint", server.url, "--cust-space-id", "S1",
-            "--cache", "ledger.sqlite3", "--no-progress"]
+            "--cache", "ledger.sqlite3", "--no-progress",
+            "--quota", "off"]  # the disk limit is for the outputs, not the quota store
     before = listing(tmp_path)
 
     res = _run(args, tmp_path, fsize=FSIZE)
