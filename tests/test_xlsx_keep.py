@@ -329,6 +329,34 @@ def test_the_header_row_may_be_lower_down() -> None:
     assert got.auto_filter.ref == f"A3:{openpyxl.utils.get_column_letter(2 + len(BP_COLUMNS))}6"
 
 
+def test_an_excel_table_is_widened_and_shortened_with_the_rows() -> None:
+    src = script_workbook(Path("script.xlsx"))
+    table = read_table(src)
+    warnings = write_kept(src, Path("out.xlsx"), enriched(table.df.head(1)))
+    assert len(warnings) == 1 and "column 'double'" in warnings[0]  # no stored values
+    ws = openpyxl.load_workbook("out.xlsx")["Leads"]
+    last = openpyxl.utils.get_column_letter(4 + len(BP_COLUMNS))
+    assert ws.tables["Leads"].ref == f"A3:{last}4"  # the header and the one row kept
+    assert ws.max_row == 4 and ws["D4"].value == "=C4*2"
+
+
+def test_the_new_columns_go_right_of_a_merged_range_under_the_header() -> None:
+    src = Path("merged.xlsx")
+    wb = xlsxwriter.Workbook(str(src))
+    ws = wb.add_worksheet("S")
+    ws.write_row(0, 0, ["phone", "n"])
+    ws.merge_range("C2:E2", "see the call notes")  # beside the first data row
+    ws.write_row(1, 0, ["+8613800138000", 1])
+    ws.write_row(2, 0, ["+8613800138001", 2])
+    wb.close()
+    assert write_kept(src, Path("out.xlsx")) == []
+    got = openpyxl.load_workbook("out.xlsx")["S"]
+    assert [got.cell(1, c).value for c in range(1, 7)] == ["phone", "n", None, None, None,
+                                                           "bp_status"]
+    assert {str(m) for m in got.merged_cells.ranges} == {"C2:E2"}
+    assert got["C2"].value == "see the call notes" and got["F3"].value == "ok"
+
+
 def test_above_the_limit_the_fast_writer_says_what_is_not_kept() -> None:
     src = excel_workbook(Path("leads.xlsx"))
     warnings = write_kept(src, Path("out.xlsx"), sheet="Data", keep_max_cells=50)

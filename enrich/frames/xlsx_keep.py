@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
+from warnings import WarningMessage
 
 import openpyxl
 import polars as pl
@@ -45,6 +46,7 @@ _HEADER_BORDER: Final = Border(bottom=Side(style="thin"))
 # literal _xHHHH_ is escaped first, so it reads back as itself).
 _LITERAL_ESCAPE: Final = re.compile(r"(_x[0-9a-fA-F]{4}_)")
 _CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f]")
+_ESCAPED: Final = re.compile(r"_x[0-9a-fA-F]{4}_|[\x00-\x08\x0b-\x1f]")
 
 
 def _cells(ws: Worksheet) -> Mapping[tuple[int, int], Any]:
@@ -66,6 +68,8 @@ class CannotKeep(Exception):
 
 
 def _xlsx_text(text: str) -> str:
+    if _ESCAPED.search(text) is None:
+        return text
     text = _LITERAL_ESCAPE.sub(r"_x005F\1", text)
     return _CONTROL.sub(lambda m: f"_x{ord(m.group()):04X}_", text)
 
@@ -118,12 +122,15 @@ class KeepWorkbook:
         self._append(ws, layout)
         # openpyxl writes formulas without their last values: have Excel compute them.
         wb.calculation.fullCalcOnLoad = True
-        try:
-            wb.save(str(tmp))
-        except OSError:
-            raise
-        except Exception as exc:  # openpyxl fails in many ways on parts it half-read
-            raise CannotKeep(f"openpyxl could not save it ({why(exc)})") from None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                wb.save(str(tmp))
+            except OSError:
+                raise
+            except Exception as exc:  # openpyxl fails in many ways on parts it half-read
+                raise CannotKeep(f"openpyxl could not save it ({why(exc)})") from None
+        self._pass_on(caught)
         lost = lost_parts(self.source, tmp)
         if lost:
             self.warnings.append(
@@ -142,9 +149,13 @@ class KeepWorkbook:
                 raise CannotKeep(f"cannot read {self.source} again ({why(exc)})") from None
             except Exception as exc:  # openpyxl raises many types on what it cannot model
                 raise CannotKeep(f"openpyxl cannot load it ({why(exc)})") from None
-        for message in dict.fromkeys(str(w.message) for w in caught):
-            self.warnings.append(f"{self.shown}: openpyxl: {message.strip()}")
+        self._pass_on(caught)
         return wb
+
+    def _pass_on(self, caught: Sequence[WarningMessage]) -> None:
+        """openpyxl's own warnings (what it drops or doubts), each once, for the user."""
+        for message in dict.fromkeys(str(w.message).strip() for w in caught):
+            self.warnings.append(f"{self.shown}: openpyxl: {message}")
 
     def _data_sheet(self, wb: Any) -> Worksheet:
         if self.sheet_name not in wb.sheetnames:
@@ -171,11 +182,11 @@ class KeepWorkbook:
             if not all(_agrees(w, g) for w, g in zip(want, got, strict=True)):
                 raise CannotKeep(f"row {r} of its data sheet differs from what was read")
         layout = _Layout(grid=grid, header=header, first_col=first_col, data_rows=data_rows)
-        layout.last_col = max(
-            (c for (r, c), cell in _cells(ws).items() if r >= header and cell.value is not None),
-            default=first_col + n_input - 1,
-        )
-        layout.last_col = max(layout.last_col, first_col + n_input - 1)
+        # The new columns go right of every value under the header row, and of
+        # every merged range there (its other cells hold no value, yet cannot take one).
+        used = (c for (r, c), cell in _cells(ws).items() if r >= header and cell.value is not None)
+        merged = (m.max_col for m in ws.merged_cells.ranges if m.max_row >= header)
+        layout.last_col = max(first_col + n_input - 1, *used, *merged)
         return layout
 
     def _warn_uncalculated(self, ws: Worksheet, layout: _Layout, n_input: int) -> None:
