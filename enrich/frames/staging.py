@@ -148,7 +148,7 @@ def _copy_to_stdout(staged: Path, stdout: BinaryIO | None) -> None:
         with staged.open("rb") as handle:
             shutil.copyfileobj(handle, stream)
         stream.flush()
-    except (OSError, AttributeError) as exc:
+    except (OSError, ValueError, AttributeError) as exc:
         why = reason(exc) if isinstance(exc, OSError) else "it is closed"
         raise OutputError(f"cannot write the output to standard output: {why}") from None
 
