@@ -50,6 +50,7 @@ DATA_HEADER = ["id", "name", "phone", "amount", "rate", "joined", "total", "note
 PHONES = ["447946000001", "+44 20 7946 0958", "abc", "8613800138000", "+1 415 555 0100"]
 FORMATS = {"phone": "0", "amount": "£#,##0.00", "rate": "0.0%", "joined": "dd/mm/yyyy"}
 WIDTHS = {"A": 6, "B": 14, "C": 16, "D": 12, "E": 8, "F": 12, "G": 10, "H": 10}
+NOTE_TEXTS = {1: "=1+1", 2: "   ", 3: " padded "}  # formula-like, spaces only, padded
 NOTES = [["checked by Ana"], [42], ["=SUM(A1:A2)"], [None], ["last line"]]
 
 
@@ -96,7 +97,7 @@ def excel_workbook(
         ws.write_number(r, 4, 0.125 * r, fmt["rate"])
         ws.write_datetime(r, 5, dt.datetime(2024, 3, r), fmt["joined"])
         ws.write_formula(r, 6, f"=D{r + 1}*E{r + 1}", None, 1234.5 * r * 0.125 * r)
-        ws.write_string(r, 7, "=1+1" if r == 1 else f"note {r}")
+        ws.write_string(r, 7, NOTE_TEXTS.get(r, f"note {r}"))
     for letter, width in WIDTHS.items():
         ws.set_column(f"{letter}:{letter}", width)
     ws.autofilter(0, 0, len(phones), len(DATA_HEADER) - 1)
@@ -273,6 +274,28 @@ def test_a_workbook_too_large_to_keep_is_written_anew_with_a_warning() -> None:
     assert openpyxl.load_workbook(out)["S"]["A2"].value == "+8613800138000"
 
 
+@needs_wiring
+def test_a_header_row_given_with_header_row_keeps_the_title_above_it() -> None:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "S"
+    ws["A1"] = "Leads export, March"  # a title, then the header on row 3
+    ws["A1"].font = openpyxl.styles.Font(size=16, bold=True)
+    ws.append([])
+    ws.append(["phone", "amount"])
+    ws.append(["+8613800138000", 12.5])
+    ws["B4"].number_format = "£#,##0.00"
+    ws.append(["+8613800138001", 99])
+    wb.save("titled.xlsx")
+    out, stderr = run_mock(Path("titled.xlsx"), "--header-row", "3")
+    got = openpyxl.load_workbook(out)["S"]
+    assert got["A1"].value == "Leads export, March" and got["A1"].font.sz == 16
+    assert [got.cell(3, c).value for c in range(1, 4)] == ["phone", "amount", "bp_status"]
+    assert got["B4"].number_format == "£#,##0.00"
+    assert [got.cell(r, 4).value for r in (4, 5)] == ["8613800138000", "8613800138001"]
+    assert "written anew" not in stderr
+
+
 # ------------------------------------------------------------------- write_table, directly
 
 
@@ -288,6 +311,9 @@ def test_write_table_keeps_the_workbook() -> None:
     assert [ws.cell(r, about).value for r in (2, 3, 4)] == ["'=cmd|' /C calc'!A0", "'@SUM(1)",
                                                             None]
     assert ws.cell(2, sites).value == "https://a.example =b.example"
+    # through calamine, as a program reads it: the text cells as they were, spaces too
+    back = read_table(Path("out.xlsx"), sheet="Data").df
+    assert back["note"].to_list() == ["=1+1", "   ", " padded ", "note 4", "note 5"]
     # the fast writer's look for the new headers; the user's for the rest
     header = ws.cell(1, width + 1)
     assert header.font.b and header.fill.fill_type == "solid"

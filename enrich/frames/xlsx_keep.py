@@ -19,18 +19,21 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 from warnings import WarningMessage
 
 import openpyxl
+import openpyxl.cell._writer as _cell_writer
 import polars as pl
 from openpyxl.styles import Border, Font, PatternFill, Side
 from openpyxl.utils.cell import get_column_letter, range_boundaries
 from openpyxl.worksheet.table import TableColumn
 from openpyxl.worksheet.worksheet import Worksheet
+from openpyxl.xml.constants import XML_NS
 from python_calamine import CalamineError, CalamineWorkbook
 
 from enrich.frames.xlsx_parts import lost_parts
@@ -49,18 +52,44 @@ _CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f]")
 _ESCAPED: Final = re.compile(r"_x[0-9a-fA-F]{4}_|[\x00-\x08\x0b-\x1f]")
 
 
+# -- the two openpyxl internals used, each here only, checked at import -------------
+
+
 def _cells(ws: Worksheet) -> Mapping[tuple[int, int], Any]:
     """The cells a sheet holds, by (row, column), without creating any.
 
     openpyxl's only public ways to a cell (``ws.cell``, ``iter_rows``) create the
-    cells they visit; this is its one private attribute used here.
+    cells they visit.
     """
     cells: Mapping[tuple[int, int], Any] = ws._cells
     return cells
 
 
+def _keep_spaces(node: Any) -> None:
+    """openpyxl's ``whitespace`` marking every text with outer spaces, even one of spaces only."""
+    if node.text and node.text != node.text.strip():
+        node.set(f"{{{XML_NS}}}space", "preserve")
+
+
+@contextmanager
+def _spaces_kept() -> Iterator[None]:
+    """While saving: a text cell of spaces only (``"   "``) is written with its spaces.
+
+    openpyxl marks spaces to keep (``xml:space="preserve"``) only in a text that
+    has something else too, so such a cell would come back empty.
+    """
+    original = _cell_writer.whitespace
+    _cell_writer.whitespace = _keep_spaces
+    try:
+        yield
+    finally:
+        _cell_writer.whitespace = original
+
+
 if not isinstance(getattr(Worksheet(openpyxl.Workbook()), "_cells", None), dict):
     raise ImportError("openpyxl changed: Worksheet._cells is no longer a dict of cells")
+if not callable(getattr(_cell_writer, "whitespace", None)):
+    raise ImportError("openpyxl changed: openpyxl.cell._writer.whitespace is gone")
 
 
 class CannotKeep(Exception):
@@ -125,7 +154,8 @@ class KeepWorkbook:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                wb.save(str(tmp))
+                with _spaces_kept():
+                    wb.save(str(tmp))
             except OSError:
                 raise
             except Exception as exc:  # openpyxl fails in many ways on parts it half-read
