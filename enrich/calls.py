@@ -135,11 +135,16 @@ async def call(
     return result, bool(signalled)
 
 
-def fatal(err: CallError) -> FatalApiError:
+def fatal(err: CallError, *, kept: bool = True) -> FatalApiError:
+    """The one line of a fatal account error; ``kept``: the run has a cache."""
     hint = _FIX_HINTS.get(err.code, "fix the account or credentials")
+    what = (
+        "Nothing was written; answers so far are kept in the cache."
+        if kept
+        else "Nothing was written (with --no-cache nothing is kept)."
+    )
     return FatalApiError(
-        f"aborted: the API answered {err.code} ({err.message}); {hint}. "
-        "Nothing was written; answers so far are kept in the cache.",
+        f"aborted: the API answered {err.code} ({err.message}); {hint}. {what}",
         code=err.code,
         request_id=err.request_id,
     )

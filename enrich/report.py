@@ -218,19 +218,26 @@ def write_outputs(
     errors: Path,
     summary_path: Path,
     out_fmt: frames.Format,
+    source: Path | None = None,
     commit: contextlib.AbstractContextManager[None] | None = None,
-) -> None:
-    """Stage all three outputs, then rename them into place inside ``commit``.
+) -> list[str]:
+    """Stage all three outputs, then rename them into place inside ``commit``; the
+    writer's warnings for the user (what an XLSX output could not keep).
 
     ``commit`` (default: nothing) is where the run stops being interruptible, so the
     three renames are never split by a signal. Staged files left by a killed run
-    (its process gone) are removed first (``frames.staged_outputs``).
+    (its process gone) are removed first (``frames.staged_outputs``). ``source``:
+    the input file, for an XLSX output that keeps the user's workbook. A CSV output
+    of a CSV input keeps its BOM and line ends (Excel's "CSV UTF-8" opens right);
+    standard output gets no BOM.
     """
+    table = prep.table
+    same_kind = table.fmt == "csv" and out_fmt == "csv"
     public = frame.select([c for c in frame.columns if not c.startswith("_")])
     separator = prep.table.separator if prep.table.fmt == "csv" and out_fmt == "csv" else ","
     targets = (output, errors, summary_path)
     with frames.staged_outputs(targets, commit=commit) as (out_tmp, err_tmp, summary_tmp):
-        frames.write_table(
+        warnings = frames.write_table(
             public,
             out_tmp,
             fmt=out_fmt,
@@ -241,6 +248,10 @@ def write_outputs(
             numeric_cells=prep.table.numeric_cells if prep.table.fmt == "xlsx" else None,
             separator=separator,
             shown_as=output,
+            source=source if table.fmt == "xlsx" else None,
+            header_row=table.header_row,
+            bom=same_kind and table.bom and not frames.is_stdio(output),
+            line_terminator=table.line_terminator if same_kind else "\n",
         )
         frames.write_table(
             err_frame,
@@ -258,3 +269,4 @@ def write_outputs(
         )
         with frames.atomic_path(summary_tmp, shown_as=summary_path) as tmp:
             tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    return warnings

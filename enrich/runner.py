@@ -39,11 +39,12 @@ from enrich.job import RunConfig
 from enrich.lock import output_lock
 from enrich.logs import Log
 from enrich.metrics import write_metrics
-from enrich.paths import OutputPaths, default_paths, output_paths, side_name
+from enrich.paths import OutputPaths, default_paths, lock_target, output_paths, side_name
 from enrich.prepare import (
     DEMO_CUST_SPACE_ID,
     Prepared,
     cache_path_for,
+    input_name,
     limit_to_first_keys,
     prepare,
 )
@@ -157,6 +158,7 @@ class _Run:
         self.paths = paths  # None: nothing is written (a frame from the Python API)
         self.table = table
         self.log = seams.log or Log(fmt=cfg.log_format)
+        self.kept = cache_path_for(cfg) is not None  # answers survive the run (no --no-cache)
         self.started_at = seams.clock()
         self.t0 = time.monotonic()
         self.provider = "none"
@@ -181,7 +183,9 @@ class _Run:
         if self.cfg.mock and not self.cfg.cust_space_id and not self.cfg.cust_space_column:
             self.cfg = replace(self.cfg, cust_space_id=DEMO_CUST_SPACE_ID)
         lock = (
-            output_lock(self.paths.output) if self.paths is not None else contextlib.nullcontext()
+            output_lock(lock_target(self.paths))
+            if self.paths is not None
+            else contextlib.nullcontext()
         )
         try:
             with lock:
@@ -236,15 +240,11 @@ class _Run:
         if result.failure is not None:
             raise result.failure
         if result.fatal is not None:
-            raise calls.fatal(result.fatal)
+            raise calls.fatal(result.fatal, kept=self.kept)
         if result.unreachable is not None:
             raise calls.unreachable(endpoint, result.unreachable, fan.policy.unreachable_after)
         if signalled:
-            done = cached.height + len(result.outcomes)
-            raise Interrupted(
-                f"interrupted: {done} of {len(prep.keys)} numbers done and kept in "
-                "the cache; run the same command again to resume"
-            )
+            raise Interrupted(_interrupted_line(fan.progress, cached.height, kept=self.kept))
         return _Answers(cached, result.outcomes, fan.progress)
 
     async def _join_quota(
@@ -292,7 +292,8 @@ class _Run:
         return self.quota_store
 
     def _write(self, done: Enriched, paths: OutputPaths) -> None:
-        report.write_outputs(
+        inp = self.cfg.input
+        warnings = report.write_outputs(
             done.prep,
             done.frame,
             done.errors,
@@ -301,8 +302,11 @@ class _Run:
             errors=paths.errors,
             summary_path=paths.summary,
             out_fmt=paths.fmt,
+            source=None if frames.is_stdio(inp) else inp,
             commit=self.interrupts.committing(),
         )
+        for warning in warnings:
+            self.log.warning("output", warning, output=str(paths.output))
 
     def _failed(self, exc: BaseException) -> None:
         """After the input was read: the metrics, and the JSON log's error and end events."""
@@ -360,6 +364,17 @@ class _Run:
             self.log.warning("metrics", str(exc), path=str(path))
 
 
+def _interrupted_line(progress: Progress, cache_hits: int, *, kept: bool) -> str:
+    """The interrupt's one line, with the counts the progress bar showed."""
+    done = f"interrupted: {progress.done} of {progress.total} numbers to call done"
+    if not kept:
+        return (f"{done}; nothing written and, with --no-cache, nothing kept: "
+                "run the same command again to start over")  # fmt: skip
+    more = f" ({cache_hits} more from the cache)" if cache_hits else ""
+    return (f"{done}{more}; nothing written, answers so far are kept in the cache; "
+            "run the same command again to resume")  # fmt: skip
+
+
 def _prepare(
     cfg: RunConfig, log: Log, *, table: frames.Table | None = None, provider: str
 ) -> Prepared:
@@ -369,9 +384,9 @@ def _prepare(
         prep = limit_to_first_keys(prep, cfg.limit)
     log.info(
         "start",
-        f"{prep.n_rows} rows, {len(prep.keys)} distinct numbers from {cfg.input.name}"
+        f"{prep.n_rows} rows, {len(prep.keys)} distinct numbers from {_shown(cfg.input)}"
         f" (credentials: {provider})",
-        input=str(cfg.input),
+        input=_shown(cfg.input),
         rows=prep.n_rows,
         unique_numbers=len(prep.keys),
         credentials=provider,
@@ -381,12 +396,12 @@ def _prepare(
     if prep.n_rows == 0:
         log.warning(
             "empty_input",
-            f"{cfg.input.name} has no data rows; writing empty outputs, calling nothing",
+            f"{input_name(cfg)} has no data rows; writing empty outputs, calling nothing",
         )
     elif prep.invalid == prep.n_rows:
         log.warning(
             "no_numbers",
-            f"column {prep.phone_column!r} of {cfg.input.name} holds no valid number; "
+            f"column {prep.phone_column!r} of {input_name(cfg)} holds no valid number; "
             "every row is reported, calling nothing",
         )
     return prep
@@ -415,6 +430,7 @@ def _summary(
         "rows": prep.n_rows,
         "unique_numbers": len(prep.keys),
         "invalid": prep.invalid,
+        "multi_number_cells": prep.multi_number_cells,
         "cache_hits": answers.cached.height,
         "api_calls": stats.api_calls,
         "retries": stats.retries,
@@ -428,6 +444,12 @@ def _summary(
         ),
         "exit_code": exit_code,
     }
+
+
+def _shown(path: Path, *, stdio: str = frames.STDIN_NAME) -> str:
+    """A path as log lines show it: absolute (cron logs are read far from the job's
+    folder), or ``<stdin>`` / ``<stdout>`` for ``-``."""
+    return stdio if frames.is_stdio(path) else str(path.resolve())
 
 
 def _log_end(log: Log, cfg: RunConfig, prep: Prepared, summary: dict[str, Any]) -> None:
@@ -444,7 +466,7 @@ def _log_end(log: Log, cfg: RunConfig, prep: Prepared, summary: dict[str, Any]) 
         f"done: {s['ok']} ok, {s['no_profile']} without profile, "
         f"{prep.invalid} invalid, {s['error_rows'] - prep.invalid} errors; "
         f"{s['api_calls']} calls, {s['cache_hits']} from cache"
-        + (f" → {s['output']}" if s["output"] is not None else ""),
+        + (f" → {_shown(Path(s['output']), stdio='<stdout>')}" if s["output"] is not None else ""),
         **summary,
     )
 

@@ -188,8 +188,6 @@ def test_an_interrupted_run_says_interrupted_under_a_bar_that_fits(
     assert all(Text(s).cell_len <= 70 and COUNT.search(s) for s in shots), shots
 
 
-@pytest.mark.xfail(strict=True, reason="runner.py counts cache hits in the message "
-                                       "(the bar counts numbers to call): awaiting its change")
 def test_an_interrupted_run_counts_what_the_bar_counted(interrupted: tuple[int, str]) -> None:
     _, err = interrupted
     last = plain(err).strip().splitlines()[-1]
@@ -201,8 +199,6 @@ def test_an_interrupted_run_counts_what_the_bar_counted(interrupted: tuple[int, 
     assert drawn.group(2) == "50"  # 60 numbers, 10 of them fresh in the cache
 
 
-@pytest.mark.xfail(strict=True, reason="runner.py says 'kept in the cache' under --no-cache: "
-                                       "awaiting its change")
 def test_no_cache_wording_without_a_cache(emulator, tmp_path: Path) -> None:
     server = emulator(latency_s=0.05)
     code, err = _interrupted_run(server, tmp_path, cache=False)
@@ -236,8 +232,6 @@ def test_check_never_estimates_0s_for_a_run_with_calls(tmp_path: Path) -> None:
 # ------------------------------------------------------------ paths in log lines
 
 
-@pytest.mark.xfail(strict=True, reason="runner.py's start and end lines show the paths as "
-                                       "given: awaiting its change")
 def test_log_lines_name_absolute_paths(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     (tmp_path / "in.csv").write_text("phone\n+8613800138000\n")

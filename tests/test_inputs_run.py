@@ -107,8 +107,6 @@ def test_excel_ansi_csv_with_its_encoding(server: EmulatorServer) -> None:
     assert [(r["row"], r["phone"], r["source_row"]) for r in errors] == [("3", "12", "4")]
 
 
-@pytest.mark.xfail(strict=True, reason="waits for report.write_outputs to pass Table.bom and "
-                   "Table.line_terminator to write_table (runner's side of issue 16)")
 def test_excel_utf8_csv_keeps_its_bom_and_crlf(server: EmulatorServer) -> None:
     src = copy("excel_utf8.csv")
     res = run(server, str(src))
@@ -174,8 +172,6 @@ def test_tsv_gzip_and_zstd_inputs_and_outputs(server: EmulatorServer) -> None:
     assert data.splitlines()[1].startswith("Ada\t+8613800138000\tok\t8613800138000\t")
 
 
-@pytest.mark.xfail(strict=True, reason="waits for runner.default_paths to name outputs with "
-                   "frames.split_name: leads.csv.gz → leads.enriched.csv.gz (runner's side)")
 def test_default_names_keep_the_whole_extension(server: EmulatorServer) -> None:
     import gzip
 
@@ -205,8 +201,6 @@ def test_empty_standard_input_is_one_line(server: EmulatorServer, calls: list[in
     no_call(server, calls)
 
 
-@pytest.mark.xfail(strict=True, reason="waits for runner.default_paths/_output_paths to take "
-                   "-o - (runner's side of issue 16)")
 def test_enriched_csv_to_standard_output(server: EmulatorServer) -> None:
     data = (DATA / "excel_utf8.csv").read_bytes()
     res = run(server, "-", "-o", "-", input=data)
@@ -231,8 +225,6 @@ def test_google_contacts_export(server: EmulatorServer) -> None:
     assert prep.multi_number_cells == 2
 
 
-@pytest.mark.xfail(strict=True, reason="waits for runner._summary to add multi_number_cells "
-                   "from Prepared.multi_number_cells (runner's side of issue 16)")
 def test_the_summary_counts_cells_with_several_numbers(server: EmulatorServer) -> None:
     src = copy("google_contacts.csv")
     assert run(server, str(src)).exit_code == 0
