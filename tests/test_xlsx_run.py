@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import inspect
 import shutil
 from pathlib import Path
 from typing import Any
@@ -20,13 +19,11 @@ import pytest
 import xlsxwriter
 from click.testing import CliRunner, Result
 
-from enrich import report
 from enrich.cli import cli
 from enrich.report import API_TEXT_COLUMNS, BP_COLUMNS
 
 # An XLSX input is kept as its user made it once the run passes it to frames
 # (report.write_outputs(source=...)); before that it is written anew.
-KEPT = "source" in inspect.signature(report.write_outputs).parameters
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_data"
 HEADER = ["id", "name", "Phone Number", "joined", "amount", "active", "note", "calc"]
@@ -134,14 +131,10 @@ def test_xlsx_round_trip(emulator, creds, leads: Path, tmp_path: Path, sheet: st
     assert server.stats.requests_total == 4  # 4 distinct valid numbers, "abc" costs nothing
 
     result = openpyxl.load_workbook(out)
-    if KEPT:  # the workbook's own order and formulas
-        assert_formulas_as_given(leads, out)
-        source = openpyxl.load_workbook(leads)
-        assert result.sheetnames == ["Cover", "Leads", "Lookup"]
-    else:  # written anew: the data sheet first, then the others in workbook order
-        assert_no_formula(out)
-        source = openpyxl.load_workbook(leads, data_only=True)  # a formula cell → its value
-        assert result.sheetnames == ["Leads", "Cover", "Lookup"]
+    # the workbook kept as its user made it: its own sheet order and formulas
+    assert_formulas_as_given(leads, out)
+    source = openpyxl.load_workbook(leads)
+    assert result.sheetnames == ["Cover", "Leads", "Lookup"]
 
     # every input cell: the same value and the same kind of cell
     want = values(source["Leads"])
@@ -156,10 +149,7 @@ def test_xlsx_round_trip(emulator, creds, leads: Path, tmp_path: Path, sheet: st
     by_name = [dict(zip(got[0], row, strict=True)) for row in got[1:]]
     assert by_name[0]["note"] == "=1+1"  # input text is never neutralised, never a formula
     assert by_name[4]["note"] == "\tTab"
-    if KEPT:
-        assert [r["calc"] for r in by_name] == [f"=A{r}*2" for r in range(2, 8)]
-    else:
-        assert [r["calc"] for r in by_name] == [2, 4, 6, 8, 10, 12]  # the formula's value only
+    assert [r["calc"] for r in by_name] == [f"=A{r}*2" for r in range(2, 8)]
     assert by_name[4]["amount"] == 1e15 and kind(by_name[4]["amount"]) == "number"
     assert by_name[5]["joined"] == dt.datetime(2024, 3, 7, 9, 30)
 
