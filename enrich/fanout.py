@@ -260,6 +260,7 @@ class FanOut:
 
     def _on_failure(self, key: Key, err: CallError, attempts: int) -> float | None:
         """Act on the policy's verdict; the delay before the next try, or None when done."""
+        self.progress.failed_attempts += 1
         verdict = self.policy.verdict(err, attempts, single_space=self.single_space)
         if self._nothing_gets_through(err):
             return None

@@ -7,7 +7,9 @@ says the same as the table. ``--log-format json`` turns the bar off unless
 ``--progress`` is given too.
 
 The bar shows numbers done / to call, requests per second, the ETA, and the
-errors and throttle answers so far; the table shows the outcome by status,
+errors and throttle answers so far; the errors as they happen, too: a failed
+attempt shows at once (``errors 0 (41 failed tries)``), before its number has
+run out of retries and counts as an error row. The table shows the outcome by status,
 the errors by code, calls, cache hits, elapsed time and rate. On a narrow
 terminal the bar's parts give way in ``BAR_DROP_ORDER`` (the bar itself
 shrinks first), so done / to call is always on the line (``fit_bar``).
@@ -35,6 +37,7 @@ __all__ = [
     "BAR_DROP_ORDER",
     "BAR_PARTS",
     "Presentation",
+    "errors_text",
     "fit_bar",
     "format_duration",
     "make_presentation",
@@ -73,6 +76,17 @@ def fit_bar(widths: Mapping[str, int], width: int) -> tuple[tuple[str, ...], int
         if "bar" not in shown and room() >= 0:
             return tuple(shown), 0
     return tuple(shown), 0  # only the count, even if the line cuts it
+
+
+def errors_text(p: Progress) -> str:
+    """The bar's errors part: ``errors 2``, and the failed attempts when some of them
+    are not (yet) error rows: ``errors 0 (41 failed tries)`` while an endpoint that
+    refuses every connection is being retried."""
+    text = f"errors {p.errors}"
+    if p.failed_attempts > p.errors:
+        tries = "try" if p.failed_attempts == 1 else "tries"
+        text += f" ({p.failed_attempts} failed {tries})"
+    return text
 
 
 def format_duration(seconds: float | None) -> str:
@@ -132,14 +146,18 @@ class Presentation:
             self._bar = None
 
     def on_progress(self, p: Progress) -> None:
-        """Called by the runner after every finished number (cheap: rich redraws at 10 Hz)."""
+        """Called by the runner after every finished number (cheap: rich redraws at 10 Hz).
+
+        The errors part reads ``p`` itself at every redraw (``live``): failed attempts
+        come between finished numbers, and show as they happen.
+        """
         if self._bar is None:
             return
         fields: dict[str, Any] = {
             "rate": p.rate,
             "eta": format_duration(p.eta_s),
-            "errors": p.errors,
             "throttled": p.throttled,
+            "live": p,
         }
         if self._task is None:
             self._task = self._bar.add_task("enrich", total=p.total, **fields)
@@ -156,9 +174,23 @@ class Presentation:
 def _fitting_progress(console: Console) -> RichProgress:
     """A rich progress display whose line is laid out for the console's width at every
     redraw (a resized terminal included): ``fit_bar`` says which parts are shown."""
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
     from rich.progress import Progress as RichProgress
     from rich.table import Column, Table
+    from rich.text import Text
+
+    class ErrorsColumn(ProgressColumn):
+        """``errors N (M failed tries)``, read from the run's live counters at each redraw."""
+
+        def render(self, task: Task) -> Text:
+            live = task.fields.get("live")
+            return Text(errors_text(live) if isinstance(live, Progress) else "errors 0")
 
     bar = BarColumn(bar_width=_BAR_WIDTH)
     parts: dict[str, ProgressColumn] = {
@@ -167,7 +199,7 @@ def _fitting_progress(console: Console) -> RichProgress:
         "count": MofNCompleteColumn(),
         "rate": TextColumn("{task.fields[rate]:>5.1f} req/s"),
         "eta": TextColumn("ETA {task.fields[eta]}"),
-        "errors": TextColumn("errors {task.fields[errors]}"),
+        "errors": ErrorsColumn(),
         "throttled": TextColumn("throttled {task.fields[throttled]}"),
         "elapsed": TimeElapsedColumn(),
     }

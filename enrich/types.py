@@ -195,6 +195,9 @@ class Progress:
     api_calls: int = 0
     retries: int = 0
     throttled: int = 0
+    failed_attempts: int = 0
+    """Attempts that failed so far, retried or not (the numbers still retrying show here
+    before they count in ``errors``)."""
     started: float = field(default_factory=time.monotonic)
     first_call: float | None = None  # loop time (monotonic) of the first request
     last_call: float | None = None  # … of the latest request

@@ -23,7 +23,7 @@ from enrich import errors as E
 from enrich.checking import _duration
 from enrich.cli import cli, translate_errors
 from enrich.logs import Log
-from enrich.presentation import BAR_PARTS, Presentation, fit_bar
+from enrich.presentation import BAR_PARTS, Presentation, errors_text, fit_bar
 from enrich.types import Progress
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
@@ -67,7 +67,8 @@ def test_fit_bar_gives_way_in_order_and_never_drops_the_count() -> None:
     assert ("count",) in seen and ("count", "errors") in seen and ("bar", "count", "errors") in seen
 
 
-def draw(width: int, *, total: int, done: int, errors: int, throttled: int) -> str:
+def draw(width: int, *, total: int, done: int, errors: int, throttled: int,
+         failed: int = 0) -> str:
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=True, width=width, color_system=None)
     pres = Presentation(log=Log(quiet_info=True), progress=True, console=console)
@@ -76,15 +77,19 @@ def draw(width: int, *, total: int, done: int, errors: int, throttled: int) -> s
         for i in sorted({*range(1, done + 1, max(1, done // 300)), done}):
             p.done, p.api_calls = i, i
             p.errors, p.throttled = min(i, errors), min(i, throttled)
+            p.failed_attempts = min(i, errors) + (failed - errors) * i // done if failed else 0
             pres.on_progress(p)
     return buf.getvalue()
 
 
-@pytest.mark.parametrize(("total", "errors", "throttled"), [(11, 2, 3), (123_456, 12_345, 999)])
+@pytest.mark.parametrize(("total", "errors", "throttled", "failed"), [
+    (11, 2, 3, 0), (123_456, 12_345, 999, 0), (11, 2, 3, 5), (123_456, 12_345, 999, 98_765),
+])
 def test_the_bar_keeps_done_and_total_at_70_columns(total: int, errors: int,
-                                                    throttled: int) -> None:
+                                                    throttled: int, failed: int) -> None:
     done = total * 2 // 3
-    shots = frames(draw(70, total=total, done=done, errors=errors, throttled=throttled))
+    shots = frames(draw(70, total=total, done=done, errors=errors, throttled=throttled,
+                        failed=failed))
     assert shots
     for shot in shots:
         assert Text(shot).cell_len <= 70, shot
@@ -96,12 +101,36 @@ def test_the_bar_keeps_done_and_total_at_70_columns(total: int, errors: int,
     last = shots[-1]
     assert f"errors {min(done, errors)}" in last and "ETA " in last
     assert "━" in last  # still a bar
+    if failed:
+        assert f"errors {errors} ({failed} failed tries)" in last, last
 
 
 def test_the_bar_at_160_columns_is_unchanged() -> None:
     last = frames(draw(160, total=11, done=11, errors=2, throttled=3))[-1]
     assert re.search(r"^enrich ━{30} 11/11 +\d+\.\d req/s ETA \d+:\d\d errors 2 throttled 3 "
                      r"\d+:\d\d:\d\d$", last), last
+
+
+def test_errors_show_the_failed_tries_that_are_not_error_rows() -> None:
+    assert errors_text(Progress(total=9)) == "errors 0"
+    assert errors_text(Progress(total=9, errors=2, failed_attempts=2)) == "errors 2"
+    assert errors_text(Progress(total=9, failed_attempts=1)) == "errors 0 (1 failed try)"
+    assert errors_text(Progress(total=9, errors=3, failed_attempts=41)) == (
+        "errors 3 (41 failed tries)")
+
+
+def test_failed_tries_show_between_finished_numbers() -> None:
+    # an endpoint that refuses every connection: attempts fail and are retried, no number
+    # finishes, so on_progress is not called again; the bar reads the live counters
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=70, color_system=None)
+    with Presentation(log=Log(quiet_info=True), progress=True, console=console) as pres:
+        p = Progress(total=150)
+        pres.on_progress(p)  # the total, before the first answer (calls.py)
+        p.api_calls = p.failed_attempts = 41
+    last = frames(buf.getvalue())[-1]
+    assert "0/150" in last and "errors 0 (41 failed tries)" in last, last
+    assert Text(last).cell_len <= 70, last
 
 
 # ------------------------------------------------------------ interrupted, not an error

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import select
+import socket
 import struct
 import subprocess
 import sys
@@ -151,6 +152,8 @@ def test_terminal_shows_the_bar_and_the_final_table(job: list[str], tmp_path: Pa
     assert re.search(r"\d+\.\d req/s", last), last
     assert re.search(r"ETA \d+:\d\d", last), last
     assert "errors 2" in last and "throttled 3" in last, last
+    # 3 throttle answers retried, 2 final refusals: 5 attempts failed, 2 numbers in error
+    assert "errors 2 (5 failed tries)" in last, last
     assert all(re.search(r"\b\d+/11\b", f) for f in frames), frames
 
     rows = table_rows(err)
@@ -182,6 +185,29 @@ def test_a_warm_rerun_on_a_terminal_shows_the_cache_hits(job: list[str], tmp_pat
     assert rows["calls"] == "0"
     assert rows["cache hits"] == "11"  # the API's final errors are remembered too
     assert rows["errors"] == "2"
+
+
+def test_the_bar_shows_failed_tries_as_they_happen(tmp_path: Path) -> None:
+    # nothing listens on the port: every attempt fails and is retried, no number ends,
+    # and the bar says so (it said "errors 0" for 19 s, issue 16 point 3)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    src = tmp_path / "leads.csv"
+    src.write_text("phone\n" + "".join(f"+86139{i:08d}\n" for i in range(150)))
+    code, out, err = run_enrich(["run", str(src), "--endpoint", f"http://127.0.0.1:{port}",
+                                 "--cust-space-id", "S1", "--quota", "off", "--rate", "50",
+                                 "--cache", str(tmp_path / "ledger.sqlite3")],
+                                tmp_path, stderr_tty=True)
+    assert code == 3, plain(err)  # SPEC.md "When nothing gets through"
+    assert out == ""
+    frames = bar_frames(err)
+    assert frames, plain(err)
+    assert all(re.search(r"\b0/150\b", f) for f in frames), frames
+    tries = [int(m.group(1)) for f in frames
+             if (m := re.search(r"errors 0 \((\d+) failed tries\)", f))]
+    assert tries and tries[-1] >= 50, frames  # the 50 attempts that stop the run
+    assert tries == sorted(tries)
 
 
 def test_not_a_terminal_shows_neither(job: list[str], tmp_path: Path) -> None:
