@@ -22,7 +22,14 @@ import polars as pl
 from enrich.errors import OutputError
 from enrich.types import Answer, Key, KeyOutcome, Profile, Status
 
-__all__ = ["CACHE_FILES", "RESULT_SCHEMA", "KeyOutcome", "Ledger", "default_cache_path"]
+__all__ = [
+    "CACHE_FILES",
+    "READING_SCHEMA",
+    "RESULT_SCHEMA",
+    "KeyOutcome",
+    "Ledger",
+    "default_cache_path",
+]
 
 
 _SCHEMA = """
@@ -39,6 +46,15 @@ CREATE TABLE IF NOT EXISTS answers (
     PRIMARY KEY (cust_space_id, phone)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS answers_fetched_at ON answers (fetched_at);
+CREATE TABLE IF NOT EXISTS spellings (
+    raw TEXT NOT NULL,
+    region TEXT NOT NULL,
+    rules TEXT NOT NULL,
+    number TEXT,
+    error TEXT,
+    several INTEGER NOT NULL,
+    PRIMARY KEY (raw, region)
+) WITHOUT ROWID;
 """
 
 
@@ -71,6 +87,25 @@ RESULT_SCHEMA: dict[str, pl.DataType] = {
     "r_message": pl.String(),
     "r_http": pl.Int64(),
 }
+
+
+#: A cell's reading as the ledger remembers it (``phones.normalize_cell``).
+READING_SCHEMA: dict[str, pl.DataType] = {
+    "raw": pl.String(),
+    "number": pl.String(),
+    "err": pl.String(),
+    "multi": pl.Boolean(),
+}
+
+#: Keys and spellings go to SQLite as one JSON array per this many, each one
+#: statement joined against the table (``json_each``): a set operation, not a
+#: query per key, and no statement with a million parameters.
+_BATCH = 200_000
+
+
+def _batches(items: list[Any]) -> Iterable[str]:
+    for i in range(0, len(items), _BATCH):
+        yield json.dumps(items[i : i + _BATCH], ensure_ascii=False)
 
 
 class Ledger:
@@ -112,22 +147,56 @@ class Ledger:
         """Recorded outcomes for ``keys`` fetched at or after ``not_before``, as a frame.
 
         Columns ``RESULT_SCHEMA``; the profile stays JSON text (``payload``) so a
-        million-row run never builds a Python object per answer.
+        million-row run never builds a Python object per answer. One statement per
+        200,000 keys, joined against the table in SQLite.
         """
-        db = self._db
-        db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (cust_space_id TEXT, phone TEXT)")
-        db.execute("DELETE FROM wanted")
-        db.executemany("INSERT INTO wanted VALUES (?, ?)", keys)
-        rows = db.execute(
-            "SELECT a.cust_space_id, a.phone, a.status, a.payload, a.request_id, a.fetched_at,"
-            " a.error_code, a.error_message, a.http_status"
-            " FROM wanted w JOIN answers a"
-            " ON a.cust_space_id = w.cust_space_id AND a.phone = w.phone"
-            " WHERE a.fetched_at >= ?",
-            (not_before,),
-        ).fetchall()
-        db.execute("DELETE FROM wanted")
+        rows: list[tuple[Any, ...]] = []
+        for batch in _batches([list(key) for key in keys]):
+            rows += self._db.execute(
+                "SELECT a.cust_space_id, a.phone, a.status, a.payload, a.request_id,"
+                " a.fetched_at, a.error_code, a.error_message, a.http_status"
+                " FROM json_each(?) w JOIN answers a"
+                " ON a.cust_space_id = w.value ->> 0 AND a.phone = w.value ->> 1"
+                " WHERE a.fetched_at >= ?",
+                (batch, not_before),
+            ).fetchall()
         return pl.DataFrame(rows, schema=RESULT_SCHEMA, orient="row")
+
+    def lookup_readings(self, raws: list[str], *, region: str | None, rules: str) -> pl.DataFrame:
+        """The remembered readings of the cells ``raws`` (columns ``READING_SCHEMA``).
+
+        Only readings made under ``rules`` (``phones.NORMALIZER_VERSION``) and the same
+        ``--default-region`` count: another phonenumbers or another rule reads anew.
+        """
+        rows: list[tuple[Any, ...]] = []
+        for batch in _batches(raws):
+            rows += self._db.execute(
+                "SELECT s.raw, s.number, s.error, s.several FROM json_each(?) w"
+                " JOIN spellings s ON s.raw = w.value AND s.region = ?"
+                " WHERE s.rules = ?",
+                (batch, region or "", rules),
+            ).fetchall()
+        return pl.DataFrame(rows, schema=READING_SCHEMA, orient="row")
+
+    def remember_readings(self, readings: pl.DataFrame, *, region: str | None, rules: str) -> None:
+        """Keep ``readings`` (columns ``READING_SCHEMA``) for later runs, in one transaction.
+
+        A failure to write is no failed run: the cells are simply read again next time.
+        """
+        if not readings.height:
+            return
+        rows = (
+            (raw, region or "", rules, number, err, int(multi))
+            for raw, number, err, multi in readings.iter_rows()
+        )
+        try:
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO spellings VALUES (?, ?, ?, ?, ?, ?)", rows
+                )
+        except sqlite3.Error:
+            return
 
     def lookup(self, keys: Iterable[Key], *, not_before: float) -> dict[Key, KeyOutcome]:
         """``lookup_frame`` as ``KeyOutcome`` objects, by key."""

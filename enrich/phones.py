@@ -22,6 +22,7 @@ from enrich.text import shown_name
 
 __all__ = [
     "MISSING_PHONE",
+    "NORMALIZER_VERSION",
     "PHONE_ALIASES",
     "PHONE_ERROR_CODES",
     "CellReading",
@@ -31,6 +32,7 @@ __all__ = [
     "find_phone_column",
     "find_phone_columns",
     "normalize_cell",
+    "normalize_cells",
     "normalize_phone",
     "split_numbers",
     "validate_region",
@@ -389,6 +391,60 @@ def normalize_cell(raw: str | None, *, default_region: str | None = None) -> Cel
             return CellReading(got.number, None, several=True)
     error: PhoneError = "Client.InvalidPhone" if pieces else "Client.MissingPhone"
     return CellReading(None, error, several=len(pieces) > 1)
+
+
+#: What a remembered reading of a cell depends on: phonenumbers' metadata and our
+#: rules (SPEC "How a value becomes a number"). Bump the rules' number with any
+#: change to ``normalize_cell`` that can read a cell differently.
+NORMALIZER_VERSION: Final = f"phonenumbers {phonenumbers.__version__}; rules 1"
+
+#: Below this many cells one process is quicker than starting a pool (measured:
+#: bench/README.md, "Normalising").
+POOL_MIN_CELLS: Final = 20_000
+_POOL_CHUNK: Final = 5_000
+
+CellColumns = tuple[list[str | None], list[str | None], list[bool]]
+
+
+def _read_cells(values: Sequence[str], default_region: str | None) -> CellColumns:
+    numbers: list[str | None] = []
+    errors: list[str | None] = []
+    several: list[bool] = []
+    for value in values:
+        got = normalize_cell(value, default_region=default_region)
+        numbers.append(got.number)
+        errors.append(got.error)
+        several.append(got.several)
+    return numbers, errors, several
+
+
+def normalize_cells(
+    values: Sequence[str], *, default_region: str | None = None, workers: int = 1
+) -> CellColumns:
+    """``normalize_cell`` of each value, as three columns: numbers, errors, several.
+
+    With ``workers`` > 1 and at least ``POOL_MIN_CELLS`` values, the values are
+    read in a pool of that many processes (phonenumbers is pure Python: threads
+    would not help). The pool's processes are started by a fork server, never
+    forked from a process whose other threads (polars') may hold locks.
+    """
+    if workers <= 1 or len(values) < POOL_MIN_CELLS:
+        return _read_cells(values, default_region)
+    import concurrent.futures
+    import multiprocessing
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["enrich.phones"])
+    chunks = [values[i : i + _POOL_CHUNK] for i in range(0, len(values), _POOL_CHUNK)]
+    numbers: list[str | None] = []
+    errors: list[str | None] = []
+    several: list[bool] = []
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        for n, e, s in pool.map(_read_cells, chunks, [default_region] * len(chunks)):
+            numbers += n
+            errors += e
+            several += s
+    return numbers, errors, several
 
 
 def validate_region(code: str) -> str:

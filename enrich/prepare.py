@@ -13,7 +13,7 @@ from typing import BinaryIO
 import polars as pl
 
 from enrich import frames, phones
-from enrich.cache import default_cache_path
+from enrich.cache import READING_SCHEMA, Ledger, default_cache_path
 from enrich.endpoints import is_loopback, validate_endpoint
 from enrich.errors import InputError
 from enrich.job import RunConfig
@@ -23,12 +23,16 @@ __all__ = [
     "BP_PHONE_COLUMN",
     "DEMO_CUST_SPACE_ID",
     "Prepared",
+    "Readings",
     "cache_path_for",
     "input_name",
     "limit_to_first_keys",
     "prepare",
     "refuse_enriched_input",
 ]
+
+#: Processes reading new cells when there are many (``phones.normalize_cells``).
+POOL_WORKERS = 2
 
 #: The CustSpaceId ``--mock`` uses when none is given.
 DEMO_CUST_SPACE_ID = "demo-space"
@@ -133,7 +137,8 @@ def prepare(
     else:
         others = {name: sheet.columns for name, sheet in table.other_sheets.items()}
         columns = [phones.find_phone_column(df.columns, source=source, other_sheets=others)]
-    readings = [_read_phones(df[c], cfg.default_region) for c in columns]
+    memory = Readings(cfg)
+    readings = [_read_phones(df[c], cfg.default_region, memory) for c in columns]
     phone = readings[0] if len(columns) == 1 else _first_valid(readings, columns)
     rows = (
         pl.DataFrame([_cust_series(cfg, df, df.height).alias("cust")])
@@ -153,20 +158,10 @@ def prepare(
     return Prepared(table, ", ".join(columns), rows, keys, tuple(columns))
 
 
-def _read_phones(cells: pl.Series, region: str | None) -> pl.DataFrame:
+def _read_phones(cells: pl.Series, region: str | None, memory: Readings) -> pl.DataFrame:
     """``raw``, ``number``, ``err``, ``multi`` for each cell: each distinct value read once."""
     raw = frames.cell_texts(cells).alias("raw")
-    distinct = raw.drop_nulls().unique().to_list()
-    readings = [phones.normalize_cell(value, default_region=region) for value in distinct]
-    lookup = pl.DataFrame(
-        {
-            "raw": distinct,
-            "number": [r.number for r in readings],
-            "err": [r.error for r in readings],
-            "multi": [r.several for r in readings],
-        },
-        schema={"raw": pl.String, "number": pl.String, "err": pl.String, "multi": pl.Boolean},
-    )
+    lookup = memory.read(raw.drop_nulls().unique())
     return (
         raw.to_frame()
         .join(lookup, on="raw", how="left", maintain_order="left")
@@ -178,6 +173,66 @@ def _read_phones(cells: pl.Series, region: str | None) -> pl.DataFrame:
             pl.col("multi").fill_null(value=False),
         )
     )
+
+
+class Readings:
+    """Cells read as numbers: those read by an earlier run come from the ledger, the
+    others are read here (in a pool of processes when there are many) and kept."""
+
+    def __init__(self, cfg: RunConfig, *, workers: int | None = None) -> None:
+        self.region = cfg.default_region
+        self.workers = workers if workers is not None else _pool_workers()
+        self.path = cache_path_for(cfg)
+        self.remembered = 0
+        self.read_now = 0
+
+    def read(self, distinct: pl.Series) -> pl.DataFrame:
+        """One reading per value of ``distinct`` (distinct, no null): ``READING_SCHEMA``."""
+        values = distinct.cast(pl.String).to_list()
+        rules = phones.NORMALIZER_VERSION
+        # Only a ledger that exists is used: ``enrich check`` creates no cache file.
+        ledger = Ledger(self.path) if self.path is not None and self.path.exists() else None
+        try:
+            known = (
+                ledger.lookup_readings(values, region=self.region, rules=rules)
+                if ledger is not None
+                else pl.DataFrame(schema=READING_SCHEMA)
+            )
+            new = distinct.to_frame("raw").join(known, on="raw", how="anti")["raw"].to_list()
+            numbers, errors, several = phones.normalize_cells(
+                new, default_region=self.region, workers=self.workers
+            )
+            fresh = pl.DataFrame(
+                {"raw": new, "number": numbers, "err": errors, "multi": several},
+                schema=READING_SCHEMA,
+            )
+            if ledger is not None:
+                ledger.remember_readings(fresh, region=self.region, rules=rules)
+        finally:
+            if ledger is not None:
+                ledger.close()
+        self.remembered += known.height
+        self.read_now += fresh.height
+        return pl.concat([known, fresh])
+
+
+def _pool_workers() -> int:
+    """``POOL_WORKERS``, or 1 when a pool's processes would run the main script again.
+
+    A pool's process imports the program's main module unless it is a package's
+    ``__main__`` (``python -m enrich``) or guards itself (the ``enrich`` script): a
+    notebook or a user's unguarded script calling the Python API reads in-process.
+    """
+    import sys
+
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name.endswith("__main__"):
+        return POOL_WORKERS
+    path = getattr(main, "__file__", None)
+    if path is not None and Path(path).name == "enrich":
+        return POOL_WORKERS
+    return 1
 
 
 def _first_valid(readings: list[pl.DataFrame], columns: Sequence[str]) -> pl.DataFrame:
