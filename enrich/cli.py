@@ -66,92 +66,188 @@ def translate_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _input_options(fn: F) -> F:
-    def _one_or_several(
-        ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
-    ) -> str | tuple[str, ...] | None:
-        """A repeatable option as RunConfig takes it: None, one name, or several."""
-        del ctx, param
-        if not value:
-            return None
-        return value[0] if len(value) == 1 else value
+def _one_or_several(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> str | tuple[str, ...] | None:
+    """A repeatable option as RunConfig takes it: None, one name, or several."""
+    del ctx, param
+    if not value:
+        return None
+    return value[0] if len(value) == 1 else value
 
-    opts = [
-        click.option(
-            "--job",
-            "job",
-            type=click.Path(path_type=Path, dir_okay=False, readable=False),
-            help="Job file (TOML) with the options; flags given here override it.",
-        ),
-        click.option(
-            "--phone-column",
-            metavar="NAME",
-            multiple=True,
-            callback=_one_or_several,
-            help="Column holding the numbers (default: auto-detect phone, "
-            "phone_number, mobile, msisdn, tel, whatsapp, Phone 1 - Value…). "
-            "Give it again for more columns: per row, the first with a valid number is used.",
-        ),
-        click.option(
-            "--cust-space-id",
-            metavar="ID",
-            envvar="CAMS_CUST_SPACE_ID",
-            help="CustSpaceId for every row (env CAMS_CUST_SPACE_ID).",
-        ),
-        click.option(
-            "--cust-space-column", metavar="NAME", help="Column with a per-row CustSpaceId."
-        ),
-        click.option(
-            "--default-region",
-            metavar="CC",
-            help="ISO 3166 region (e.g. CN, GB) for numbers written without a country code.",
-        ),
-        click.option(
-            "--sheet",
-            metavar="NAME",
-            help="XLSX sheet: a name or a 1-based position (default: first).",
-        ),
-        click.option(
-            "--separator",
-            metavar="C",
-            help="CSV separator: one character, or tab (default: tab for .tsv, "
-            "else sniffed among , ; tab |).",
-        ),
-        click.option(
-            "--encoding",
-            metavar="NAME",
-            help="CSV encoding, e.g. cp1252 for Excel's \"CSV (Comma delimited)\".  "
-            "[default: utf-8]",
-        ),
-        click.option(
-            "--header-row",
-            type=int,
-            metavar="N",
-            help="The header's line (CSV) or sheet row (XLSX), 1-based, "
-            "when title rows sit above it.  [default: 1]",
-        ),
-        click.option(
-            "--input-format",
-            type=click.Choice(["csv", "tsv", "parquet", "xlsx"]),
-            help="Format of INPUT whatever its name says; INPUT - (standard input) "
-            "is csv unless given.",
-        ),
-        click.option(
-            "--rate", type=float, help="Requests per second for this account.  [default: 10]"
-        ),
-        click.option(
-            "--cache",
-            type=click.Path(path_type=Path, dir_okay=False, readable=False),
-            help="Result cache (SQLite).  [default: a file in the user cache dir]",
-        ),
-        click.option("--no-cache", is_flag=True, default=None, help="Use no result cache."),
-        click.option(
-            "--max-age",
-            metavar="DURATION",
-            help="Reuse cached answers younger than this (30m, 12h, 7d).  [default: 7d]",
-        ),
-    ]
-    for opt in reversed(opts):
+
+_PATH = click.Path(path_type=Path, readable=False)
+_FILE = click.Path(path_type=Path, dir_okay=False, readable=False)
+
+#: Every option of ``enrich run``, in ``--help`` order. ``enrich check`` takes the same
+#: list, so a run's command line can swap its verb and the two cannot drift apart.
+_RUN_OPTIONS: list[Callable[[Any], Any]] = [
+    click.option(
+        "--job",
+        "job",
+        type=_FILE,
+        help="Job file (TOML) with the options; flags given here override it.",
+    ),
+    click.option(
+        "-o",
+        "--output",
+        type=_PATH,
+        help="Enriched file; format from the extension (.csv .parquet .xlsx).  "
+        "[default: <input stem>.enriched.<input ext> beside the input]",
+    ),
+    click.option(
+        "--errors",
+        type=_PATH,
+        help="Error report (CSV).  "
+        "[default: named after the output, a.enriched.csv → a.errors.csv]",
+    ),
+    click.option(
+        "--summary",
+        type=_PATH,
+        help="Run summary (JSON).  "
+        "[default: named after the output, a.enriched.csv → a.summary.json]",
+    ),
+    click.option(
+        "--phone-column",
+        metavar="NAME",
+        multiple=True,
+        callback=_one_or_several,
+        help="Column holding the numbers (default: auto-detect phone, "
+        "phone_number, mobile, msisdn, tel, whatsapp, Phone 1 - Value…). "
+        "Give it again for more columns: per row, the first with a valid number is used.",
+    ),
+    click.option(
+        "--cust-space-id",
+        metavar="ID",
+        envvar="CAMS_CUST_SPACE_ID",
+        help="CustSpaceId for every row (env CAMS_CUST_SPACE_ID).",
+    ),
+    click.option(
+        "--cust-space-column", metavar="NAME", help="Column with a per-row CustSpaceId."
+    ),
+    click.option(
+        "--default-region",
+        metavar="CC",
+        help="ISO 3166 region (e.g. CN, GB) for numbers written without a country code.",
+    ),
+    click.option(
+        "--sheet",
+        metavar="NAME",
+        help="XLSX sheet: a name or a 1-based position (default: first).",
+    ),
+    click.option(
+        "--separator",
+        metavar="C",
+        help="CSV separator: one character, or tab (default: tab for .tsv, "
+        "else sniffed among , ; tab |).",
+    ),
+    click.option(
+        "--encoding",
+        metavar="NAME",
+        help="CSV encoding, e.g. cp1252 for Excel's \"CSV (Comma delimited)\".  "
+        "[default: utf-8]",
+    ),
+    click.option(
+        "--header-row",
+        type=int,
+        metavar="N",
+        help="The header's line (CSV) or sheet row (XLSX), 1-based, "
+        "when title rows sit above it.  [default: 1]",
+    ),
+    click.option(
+        "--input-format",
+        type=click.Choice(["csv", "tsv", "parquet", "xlsx"]),
+        help="Format of INPUT whatever its name says; INPUT - (standard input) "
+        "is csv unless given.",
+    ),
+    click.option(
+        "--rate", type=float, help="Requests per second for this account.  [default: 10]"
+    ),
+    click.option(
+        "--cache",
+        type=_FILE,
+        help="Result cache (SQLite).  [default: a file in the user cache dir]",
+    ),
+    click.option("--no-cache", is_flag=True, default=None, help="Use no result cache."),
+    click.option(
+        "--max-age",
+        metavar="DURATION",
+        help="Reuse cached answers younger than this (30m, 12h, 7d).  [default: 7d]",
+    ),
+    click.option(
+        "--region-id",
+        metavar="R",
+        envvar="ALIBABA_CLOUD_REGION_ID",
+        help="Region of the endpoint cams.<R>.aliyuncs.com (env ALIBABA_CLOUD_REGION_ID).  "
+        "[default: ap-southeast-1]",
+    ),
+    click.option(
+        "--endpoint",
+        metavar="URL",
+        envvar="CAMS_ENDPOINT",
+        help="Full endpoint URL, overrides --region-id (env CAMS_ENDPOINT). "
+        "Plain http only to loopback.",
+    ),
+    click.option(
+        "--mock",
+        is_flag=True,
+        default=None,
+        help="Start the embedded emulator and use it (no credentials needed).",
+    ),
+    click.option(
+        "--concurrency",
+        type=int,
+        help="Most requests in flight.  [default: sized from rate × observed latency]",
+    ),
+    click.option(
+        "--max-attempts", type=int, help="Tries per number for retryable failures.  [default: 6]"
+    ),
+    click.option("--timeout", type=float, help="Per-request timeout, seconds.  [default: 10]"),
+    click.option(
+        "--max-error-rate",
+        type=float,
+        help="Exit 4 when error rows / rows exceed this.  [default: 1.0, never]",
+    ),
+    click.option(
+        "--limit", type=int, help="Enrich only the first N distinct numbers (a quick trial)."
+    ),
+    click.option(
+        "--progress/--no-progress",
+        default=None,
+        help="Progress bar and final table on stderr (--progress: even on a pipe).  "
+        "[default: on when stderr is a terminal]",
+    ),
+    click.option(
+        "--log-format",
+        type=click.Choice(["text", "json"]),
+        help="Log lines on stderr.  [default: text]",
+    ),
+    click.option(
+        "--quota",
+        metavar="STORE",
+        envvar="CAMS_ENRICH_QUOTA",
+        help="Where runs share the account's budget: a SQLite file, "
+        "redis://[:password@]host:port/db (several hosts), or off (env CAMS_ENRICH_QUOTA).  "
+        "[default: quota.sqlite3 in the user cache dir]",
+    ),
+    click.option(
+        "--quota-name",
+        metavar="NAME",
+        help="The shared budget's name.  [default: the AccessKeyId (or the STS source) and "
+        "the endpoint host]",
+    ),
+    click.option(
+        "--metrics-file",
+        type=_FILE,
+        help="Prometheus metrics of the run (a .prom file for the node_exporter textfile "
+        "collector), written at the end of every run that read its input.",
+    ),
+]
+
+
+def _run_options(fn: F) -> F:
+    """Every ``enrich run`` option (``_RUN_OPTIONS``), on ``run`` and on ``check`` alike."""
+    for opt in reversed(_RUN_OPTIONS):
         fn = opt(fn)
     return fn
 
@@ -217,90 +313,7 @@ def cli() -> None:
     required=False,
     type=click.Path(path_type=Path, dir_okay=True, readable=False),
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path, readable=False),
-    help="Enriched file; format from the extension (.csv .parquet .xlsx).  "
-    "[default: <input stem>.enriched.<input ext> beside the input]",
-)
-@click.option(
-    "--errors",
-    type=click.Path(path_type=Path, readable=False),
-    help="Error report (CSV).  [default: named after the output, a.enriched.csv → a.errors.csv]",
-)
-@click.option(
-    "--summary",
-    type=click.Path(path_type=Path, readable=False),
-    help="Run summary (JSON).  [default: named after the output, a.enriched.csv → a.summary.json]",
-)
-@_input_options
-@click.option(
-    "--region-id",
-    metavar="R",
-    envvar="ALIBABA_CLOUD_REGION_ID",
-    help="Region of the endpoint cams.<R>.aliyuncs.com (env ALIBABA_CLOUD_REGION_ID).  "
-    "[default: ap-southeast-1]",
-)
-@click.option(
-    "--endpoint",
-    metavar="URL",
-    envvar="CAMS_ENDPOINT",
-    help="Full endpoint URL, overrides --region-id (env CAMS_ENDPOINT). "
-    "Plain http only to loopback.",
-)
-@click.option(
-    "--mock",
-    is_flag=True,
-    default=None,
-    help="Start the embedded emulator and use it (no credentials needed).",
-)
-@click.option(
-    "--concurrency",
-    type=int,
-    help="Most requests in flight.  [default: sized from rate × observed latency]",
-)
-@click.option(
-    "--max-attempts", type=int, help="Tries per number for retryable failures.  [default: 6]"
-)
-@click.option("--timeout", type=float, help="Per-request timeout, seconds.  [default: 10]")
-@click.option(
-    "--max-error-rate",
-    type=float,
-    help="Exit 4 when error rows / rows exceed this.  [default: 1.0, never]",
-)
-@click.option("--limit", type=int, help="Enrich only the first N distinct numbers (a quick trial).")
-@click.option(
-    "--progress/--no-progress",
-    default=None,
-    help="Progress bar and final table on stderr (--progress: even on a pipe).  "
-    "[default: on when stderr is a terminal]",
-)
-@click.option(
-    "--log-format",
-    type=click.Choice(["text", "json"]),
-    help="Log lines on stderr.  [default: text]",
-)
-@click.option(
-    "--quota",
-    metavar="STORE",
-    envvar="CAMS_ENRICH_QUOTA",
-    help="Where runs share the account's budget: a SQLite file, redis://[:password@]host:port/db "
-    "(several hosts), or off (env CAMS_ENRICH_QUOTA).  [default: quota.sqlite3 in the user "
-    "cache dir]",
-)
-@click.option(
-    "--quota-name",
-    metavar="NAME",
-    help="The shared budget's name.  [default: the AccessKeyId (or the STS source) and "
-    "the endpoint host]",
-)
-@click.option(
-    "--metrics-file",
-    type=click.Path(path_type=Path, dir_okay=False, readable=False),
-    help="Prometheus metrics of the run (a .prom file for the node_exporter textfile "
-    "collector), written at the end of every run that read its input.",
-)
+@_run_options
 @click.pass_context
 @translate_errors
 def run_command(ctx: click.Context, /, input_path: Path | None, **params: Any) -> None:
@@ -350,14 +363,7 @@ def run_command(ctx: click.Context, /, input_path: Path | None, **params: Any) -
     required=False,
     type=click.Path(path_type=Path, dir_okay=True, readable=False),
 )
-@_input_options
-@click.option("--limit", type=int, help="Count only the first N distinct numbers, as run --limit.")
-@click.option(
-    "--mock",
-    is_flag=True,
-    default=None,
-    help="Count as run --mock would (demo CustSpaceId, the emulator's cache).",
-)
+@_run_options
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 @click.pass_context
 @translate_errors
@@ -368,14 +374,20 @@ def check_command(
 
     Prints rows, valid and invalid numbers (with the first examples and their row
     numbers), duplicates, numbers already fresh in the cache, the calls a run
-    needs and how long they take at --rate. Give the options run will get
-    (--cust-space-id, --cache, --limit, --mock…): the count is then exactly the
-    first attempts that run makes.
+    needs and how long they take at --rate.
+
+    Takes every option of enrich run (and --job): swap the verb of a run's command
+    line, and the count is exactly the first attempts that run makes. --endpoint
+    and --mock pick their caches as run does; the options that do not change the
+    count (--output, --errors, --summary, --metrics-file, --region-id,
+    --concurrency, --max-attempts, --timeout, --max-error-rate, --progress,
+    --log-format, --quota, --quota-name) are accepted and ignored.
 
     \b
     Examples:
       enrich check sample_data/contacts.xlsx --mock
       enrich check leads.xlsx --cust-space-id 2934839388494 --default-region GB --limit 20
+      enrich check --job jobs/nightly.example.toml
     """
     from enrich.checking import check, render_check
 

@@ -2,6 +2,8 @@
 
 - README's "`enrich run` options" table names every option of ``enrich run``, and
   nothing else;
+- ``enrich check`` has every option of ``enrich run`` (a run's command line with its
+  verb swapped is a check), and README's dry-run section names check's own options;
 - every command and subcommand, found by walking the click group, has ``--help``
   with an example of itself;
 - README's "Commands" table names every command, and each group's subcommands.
@@ -127,6 +129,7 @@ def help_examples(help_text: str) -> list[str]:
 
 COMMANDS = list(walk(cli))
 RUN_TABLE = "`enrich run` options"
+CHECK_SECTION = "A dry run, and the progress bar"
 
 
 # -- (a) the run options table, both ways --------------------------------------------
@@ -165,6 +168,37 @@ def test_every_option_in_the_readme_table_is_a_run_option(run_table_flags: list[
     )
     twice = sorted({flag for flag in run_table_flags if run_table_flags.count(flag) > 1})
     assert not twice, f"README.md's {RUN_TABLE!r} table names {', '.join(twice)} more than once"
+
+
+# -- (a') enrich check: every run option, and its own ones in README --------------------
+
+
+def test_every_run_option_is_a_check_option() -> None:
+    run, check = spellings(command_at(("run",))), spellings(command_at(("check",)))
+    missing = [
+        flag for name, flags in run.items() for flag in flags if flag not in check.get(name, ())
+    ]
+    assert not missing, (
+        f"`enrich check` lacks the run option(s) {', '.join(missing)}: check takes every "
+        "run option (SPEC.md), so give both commands cli.py's one option list"
+    )
+
+
+def test_check_options_beyond_run_are_in_the_readme() -> None:
+    run = {flag for flags in spellings(command_at(("run",))).values() for flag in flags}
+    own = [
+        flag
+        for flags in spellings(command_at(("check",))).values()
+        for flag in flags
+        if flag not in run
+    ]
+    assert own, "the walk found no option of check's own (--json): is the test still right?"
+    section = "\n".join(readme_section(CHECK_SECTION))
+    unnamed = [flag for flag in own if f"`{flag}`" not in section]
+    assert not unnamed, (
+        f"README.md's {CHECK_SECTION!r} section does not name check's own option(s) "
+        f"{', '.join(unnamed)}"
+    )
 
 
 # -- (b) --help with an example, for every command ------------------------------------
