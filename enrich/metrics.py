@@ -47,10 +47,6 @@ collector, which reads only ``*.prom``, never sees it half-written.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import re
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -58,6 +54,7 @@ from typing import Any, Final
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from enrich.errors import OutputError, UsageError
+from enrich.frames.staging import atomic_path, remove_stale_temps
 
 __all__ = ["METRICS_EXTENSION", "PREFIX", "check_metrics_path", "write_metrics"]
 
@@ -174,60 +171,16 @@ def _number(value: object) -> float | None:
 
 
 def _publish(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file beside ``path``, fsync it, and rename it over ``path``."""
+    """Write ``data`` atomically over ``path`` (``frames.atomic_path``: a temp file
+    beside it, fsync, rename; 0666 less the umask, so node_exporter can read it)."""
     folder = path.parent
     if not folder.is_dir():
         what = "does not exist" if not folder.exists() else "is not a folder"
         raise OutputError(f"cannot write metrics file {path}: folder {folder} {what}")
-    _remove_stale_temps(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    remove_stale_temps(path)
     try:
-        # 0666 less the umask, as a plain open(): node_exporter may run as another user
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        _unlink_quietly(tmp)
-        reason = exc.strerror or str(exc) or type(exc).__name__
-        raise OutputError(f"cannot write metrics file {path}: {reason}") from None
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
-def _remove_stale_temps(path: Path) -> None:
-    """Remove the temp files of this metrics path that a killed run left behind."""
-    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)-[0-9a-f]+\.tmp")
-    try:
-        names = os.listdir(path.parent)
-    except OSError:
-        return
-    for name in names:
-        if (m := pattern.fullmatch(name)) and not _running(int(m.group(1))):
-            _unlink_quietly(path.parent / name)
-
-
-def _running(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # someone else's process
-    return True
-
-
-def _unlink_quietly(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        path.unlink(missing_ok=True)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(data)
+    except OutputError as exc:
+        message = str(exc).replace("cannot write ", "cannot write metrics file ", 1)
+        raise OutputError(message) from None
