@@ -5,7 +5,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
@@ -16,6 +17,7 @@ from enrich import frames, phones
 from enrich.cache import READING_SCHEMA, Ledger, default_cache_path
 from enrich.endpoints import is_loopback, validate_endpoint
 from enrich.errors import InputError
+from enrich.frames.stream import NotStreamable, StreamedTable
 from enrich.job import RunConfig
 from enrich.types import BP_COLUMNS, Key
 
@@ -25,6 +27,7 @@ __all__ = [
     "Prepared",
     "Readings",
     "cache_path_for",
+    "group_keys",
     "input_name",
     "limit_to_first_keys",
     "prepare",
@@ -57,23 +60,36 @@ class Prepared:
     keys: list[Key]  # distinct valid keys in first-appearance order
     phone_columns: tuple[str, ...] = ()
     """Every phone column, in the order they are tried."""
+    source: StreamedTable | None = None
+    """A large file read in batches: ``rows`` then holds one row per distinct
+    (CustSpaceId, phone cells), ``row`` its first data row and ``n`` how many rows
+    it stands for; ``table.df`` has the columns and no row. Written by
+    ``report.write_outputs`` batch by batch."""
+    batch_keys: Callable[[pl.DataFrame], pl.DataFrame] | None = None
+    """A large file: ``group_keys`` of a batch (the columns ``rows`` is keyed by)."""
+
+    def _count(self, where: pl.Expr | None = None) -> int:
+        rows = self.rows if where is None else self.rows.filter(where)
+        if self.source is None:
+            return rows.height
+        return int(rows["n"].sum())
 
     @property
     def n_rows(self) -> int:
         """Input data rows."""
-        return self.rows.height
+        return self._count()
 
     @property
     def invalid(self) -> int:
         """Rows with a missing or invalid number."""
-        return self.rows.filter(pl.col("err").is_in(phones.PHONE_ERROR_CODES)).height
+        return self._count(pl.col("err").is_in(phones.PHONE_ERROR_CODES))
 
     @property
     def multi_number_cells(self) -> int:
         """Rows whose phone cell held several numbers (the first valid one is used)."""
         if "multi" not in self.rows.columns:
             return 0
-        return int(self.rows["multi"].sum())
+        return self._count(pl.col("multi"))
 
     @property
     def several_columns(self) -> bool:
@@ -83,7 +99,7 @@ class Prepared:
     @property
     def missing_space(self) -> int:
         """Rows with an empty CustSpaceId cell."""
-        return self.rows.filter(pl.col("err") == "Client.MissingCustSpaceId").height
+        return self._count(pl.col("err") == "Client.MissingCustSpaceId")
 
 
 def _cust_series(cfg: RunConfig, df: pl.DataFrame, n: int) -> pl.Series:
@@ -119,6 +135,11 @@ def prepare(
     """
     if cfg.default_region:
         phones.validate_region(cfg.default_region)
+    if isinstance(table, StreamedTable):
+        try:
+            return _prepare_streamed(cfg, table)
+        except NotStreamable:
+            table = None  # read whole: the reader says what is wrong, or reads it its way
     if table is None:
         table = frames.read_table(
             cfg.input,
@@ -130,32 +151,109 @@ def prepare(
             stdin=stdin,
         )
     df = table.df
-    refuse_enriched_input(df.columns)
-    source = input_name(cfg)
-    if cfg.phone_columns:
-        columns = phones.find_phone_columns(df.columns, explicit=cfg.phone_columns, source=source)
-    else:
-        others = {name: sheet.columns for name, sheet in table.other_sheets.items()}
-        columns = [phones.find_phone_column(df.columns, source=source, other_sheets=others)]
+    columns = _phone_columns(cfg, table)
     memory = Readings(cfg)
     readings = [_read_phones(df[c], cfg.default_region, memory) for c in columns]
     phone = readings[0] if len(columns) == 1 else _first_valid(readings, columns)
-    rows = (
+    rows = _with_space_errors(
         pl.DataFrame([_cust_series(cfg, df, df.height).alias("cust")])
         .with_row_index("row", offset=1)
         .with_columns(*phone.get_columns(), _source_rows(table))
         .select("row", "raw", "cust", pl.exclude("row", "raw", "cust"))
-        .with_columns(
-            pl.when(pl.col("err").is_null() & (pl.col("cust").is_null() | (pl.col("cust") == "")))
-            .then(pl.lit("Client.MissingCustSpaceId"))
-            .otherwise(pl.col("err"))
-            .alias("err")
-        )
     )
-    valid = rows.filter(pl.col("err").is_null()).select("cust", "number")
-    uniq = valid.unique(maintain_order=True)
-    keys: list[Key] = list(zip(uniq["cust"].to_list(), uniq["number"].to_list(), strict=True))
-    return Prepared(table, ", ".join(columns), rows, keys, tuple(columns))
+    return Prepared(table, ", ".join(columns), rows, _keys(rows), tuple(columns))
+
+
+def _phone_columns(cfg: RunConfig, table: frames.Table) -> list[str]:
+    columns = table.df.columns
+    refuse_enriched_input(columns)
+    source = input_name(cfg)
+    if cfg.phone_columns:
+        return phones.find_phone_columns(columns, explicit=cfg.phone_columns, source=source)
+    others = {name: sheet.columns for name, sheet in table.other_sheets.items()}
+    return [phones.find_phone_column(columns, source=source, other_sheets=others)]
+
+
+def _with_space_errors(rows: pl.DataFrame) -> pl.DataFrame:
+    return rows.with_columns(
+        pl.when(pl.col("err").is_null() & (pl.col("cust").is_null() | (pl.col("cust") == "")))
+        .then(pl.lit("Client.MissingCustSpaceId"))
+        .otherwise(pl.col("err"))
+        .alias("err")
+    )
+
+
+def _keys(rows: pl.DataFrame) -> list[Key]:
+    """The distinct valid keys of ``rows`` (in row order), in first-appearance order."""
+    uniq = rows.filter(pl.col("err").is_null()).select("cust", "number").unique(maintain_order=True)
+    return list(zip(uniq["cust"].to_list(), uniq["number"].to_list(), strict=True))
+
+
+def group_keys(cfg: RunConfig, df: pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
+    """A batch's rows as what decides their outcome: ``cust`` (stripped) and the phone
+    cells as text (``_p0``, ``_p1``, …)."""
+    return pl.DataFrame(
+        [
+            _cust_series(cfg, df, df.height).alias("cust"),
+            *(frames.cell_texts(df[c]).alias(f"_p{i}") for i, c in enumerate(columns)),
+        ]
+    )
+
+
+def _prepare_streamed(cfg: RunConfig, table: StreamedTable) -> Prepared:
+    """Pass 1 over a large file: the distinct (CustSpaceId, phone cells) and their counts.
+
+    Raises:
+        NotStreamable: a batch the whole-file reader would read otherwise.
+    """
+    columns = _phone_columns(cfg, table)
+    _cust_series(cfg, table.df, 0)  # the missing-column and no-CustSpaceId errors first
+    on = ["cust", *(f"_p{i}" for i in range(len(columns)))]
+    groups: pl.DataFrame | None = None
+    seen = 0
+    for batch in table.batches():
+        part = (
+            group_keys(cfg, batch.df, columns)
+            .with_row_index("row", offset=seen + 1)
+            .group_by(on)
+            .agg(pl.len().alias("n"), pl.col("row").min())
+        )
+        seen += batch.df.height
+        if groups is not None:
+            part = (
+                pl.concat([groups, part]).group_by(on).agg(pl.col("n").sum(), pl.col("row").min())
+            )
+        groups = part
+        if table.on_phase is not None:
+            table.on_phase("reading", batch.bytes_read, table.size)
+    if groups is None:
+        groups = group_keys(cfg, table.df, columns).with_columns(
+            pl.lit(0, pl.UInt32).alias("n"), pl.lit(0, pl.UInt32).alias("row")
+        )
+    groups = groups.sort("row").with_columns(pl.col("row").cast(pl.Int64))
+    if table.on_phase is not None:
+        table.on_phase("normalising", 0, groups.height)
+    memory = Readings(cfg)
+    readings = [
+        _read_phones(groups[f"_p{i}"], cfg.default_region, memory) for i in range(len(columns))
+    ]
+    phone = readings[0] if len(columns) == 1 else _first_valid(readings, columns)
+    rows = _with_space_errors(
+        groups.select("row", "cust", *on[1:], "n")
+        .with_columns(*phone.get_columns())
+        .select("row", "raw", "cust", pl.exclude("row", "raw", "cust"))
+    )
+    if table.on_phase is not None:
+        table.on_phase("normalising", groups.height, groups.height)
+    return Prepared(
+        table,
+        ", ".join(columns),
+        rows,
+        _keys(rows),
+        tuple(columns),
+        source=table,
+        batch_keys=functools.partial(group_keys, cfg, columns=columns),
+    )
 
 
 def _read_phones(cells: pl.Series, region: str | None, memory: Readings) -> pl.DataFrame:

@@ -10,6 +10,7 @@ file nor replaces an older good one.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +20,8 @@ import polars as pl
 
 from enrich import frames
 from enrich.cache import RESULT_SCHEMA
+from enrich.frames.cells import for_spreadsheet
+from enrich.frames.stream import Batch, CsvAppender, ParquetParts
 from enrich.logs import one_line
 from enrich.phones import PHONE_ERROR_CODES
 from enrich.prepare import BP_PHONE_COLUMN, Prepared, refuse_enriched_input
@@ -50,6 +53,21 @@ _LOCAL_MESSAGES = {
     "Client.MissingCustSpaceId": "empty CustSpaceId cell",
 }
 _S = pl.String
+# ``phone`` and ``cust_space_id`` are input values: as they were, like the input
+# columns of the output (SPEC.md); the rest came from the API.
+_ERROR_API_TEXT = ("error_code", "error_message", "request_id")
+_ERROR_SCHEMA = {
+    "row": pl.Int64,
+    "phone": _S,
+    "phone_normalized": _S,
+    "cust_space_id": _S,
+    "error_code": _S,
+    "error_message": _S,
+    "http_status": pl.Int64,
+    "request_id": _S,
+    "attempts": pl.Int64,
+    "source_row": pl.Int64,
+}
 
 
 _PROFILE_STRUCT = pl.Struct(
@@ -107,6 +125,7 @@ def enriched_frame(
     per key rather than once per row.
     """
     refuse_enriched_input(prep.table.df.columns)
+    streamed = prep.source is not None
     if join_websites:
         sites = pl.col("bp_websites")
         results = results.with_columns(
@@ -143,6 +162,7 @@ def enriched_frame(
         .cast(_S)
     )
     bp = joined.select(
+        *(_group_columns(prep) if streamed else []),
         status.alias("bp_status"),
         pl.col("number").alias("bp_phone"),
         *(pl.col(c) for c, _ in _PROFILE_ATTRS),
@@ -158,17 +178,33 @@ def enriched_frame(
         .alias("bp_error_code"),
         # several --phone-column: the 14th column, the one each row's number came from
         *([pl.col("phone_column").alias(BP_PHONE_COLUMN)] if prep.several_columns else []),
-        pl.col("row").alias("_row"),
-        (
-            pl.col("source_row") if "source_row" in joined.columns else pl.col("row")
-        ).cast(pl.Int64).alias("_source_row"),
+        *(
+            []
+            if streamed
+            else [
+                pl.col("row").alias("_row"),
+                (pl.col("source_row") if "source_row" in joined.columns else pl.col("row"))
+                .cast(pl.Int64)
+                .alias("_source_row"),
+            ]
+        ),
         pl.col("raw").alias("_raw"),
         pl.col("cust").alias("_cust"),
         message.alias("_message"),
         pl.col("r_http").alias("_http"),
         pl.col("r_attempts").fill_null(0).alias("_attempts"),
     )
+    if streamed:
+        # one row per distinct (CustSpaceId, phone cells): the batches are joined to it
+        return bp
     return pl.concat([prep.table.df, bp], how="horizontal")
+
+
+def _group_columns(prep: Prepared) -> list[pl.Expr]:
+    """A large file's group keys and how many rows each stands for (``_n``)."""
+    keys = [pl.col("cust").alias("_k_cust")]
+    keys += [pl.col(f"_p{i}") for i in range(len(prep.phone_columns))]
+    return [*keys, pl.col("n").alias("_n")]
 
 
 def error_frame(prep: Prepared, frame: pl.DataFrame) -> pl.DataFrame:
@@ -177,7 +213,8 @@ def error_frame(prep: Prepared, frame: pl.DataFrame) -> pl.DataFrame:
     ``error_message`` is made one line with no control character (``logs.one_line``):
     it may quote a server's text or the start of a garbage body.
     """
-    del prep
+    if prep.source is not None and "_row" not in frame.columns:
+        return pl.DataFrame(schema=_ERROR_SCHEMA)  # written batch by batch
     bad = frame.filter(~pl.col("bp_status").is_in(["ok", "no_profile"]))
     messages = bad["_message"].drop_nulls().unique().to_list()
     unsafe = {m: one_line(m) for m in messages if not m.isprintable()}
@@ -196,16 +233,33 @@ def error_frame(prep: Prepared, frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def row_counts(frame: pl.DataFrame) -> dict[str, Any]:
-    """ok / no_profile / error_rows and errors_by_code, counted over rows."""
-    status = frame["bp_status"]
-    ok = int((status == "ok").sum())
-    nop = int((status == "no_profile").sum())
-    bad = frame.filter(~pl.col("bp_status").is_in(["ok", "no_profile"]))
+    """ok / no_profile / error_rows and errors_by_code, counted over rows.
+
+    A large file's frame has one row per group of rows (``_n`` of them).
+    """
+    if "_n" not in frame.columns:
+        frame = frame.select("bp_status", "bp_error_code", pl.lit(1).alias("_n"))
+    n = pl.col("_n")
+    status = pl.col("bp_status")
+    ok, nop, bad_n = frame.select(
+        n.filter(status == "ok").sum().alias("ok"),
+        n.filter(status == "no_profile").sum().alias("no_profile"),
+        n.filter(~status.is_in(["ok", "no_profile"])).sum().alias("bad"),
+    ).row(0)
+    bad = frame.filter(~status.is_in(["ok", "no_profile"]))
     by_code = {
-        str(code): int(n)
-        for code, n in bad.group_by("bp_error_code").len().sort("bp_error_code").iter_rows()
+        str(code): int(count)
+        for code, count in bad.group_by("bp_error_code")
+        .agg(n.sum().alias("count"))
+        .sort("bp_error_code")
+        .iter_rows()
     }
-    return {"ok": ok, "no_profile": nop, "error_rows": bad.height, "errors_by_code": by_code}
+    return {
+        "ok": int(ok or 0),
+        "no_profile": int(nop or 0),
+        "error_rows": int(bad_n or 0),
+        "errors_by_code": by_code,
+    }
 
 
 def write_outputs(
@@ -231,6 +285,9 @@ def write_outputs(
     of a CSV input keeps its BOM and line ends (Excel's "CSV UTF-8" opens right);
     standard output gets no BOM.
     """
+    if prep.source is not None:
+        _write_streamed(prep, frame, summary, (output, errors, summary_path), out_fmt, commit)
+        return []
     table = prep.table
     same_kind = table.fmt == "csv" and out_fmt == "csv"
     public = frame.select([c for c in frame.columns if not c.startswith("_")])
@@ -259,14 +316,94 @@ def write_outputs(
             fmt="csv",
             # ``phone`` and ``cust_space_id`` are input values: as they were, like the
             # input columns of the output (SPEC.md); the rest came from the API.
-            api_text_columns=(
-                "error_code",
-                "error_message",
-                "request_id",
-            ),
+            api_text_columns=_ERROR_API_TEXT,
             list_columns=(),
             shown_as=errors,
         )
-        with frames.atomic_path(summary_tmp, shown_as=summary_path) as tmp:
-            tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", "utf-8")
+        _write_summary(summary, summary_tmp, summary_path)
     return warnings
+
+
+def _write_summary(summary: Mapping[str, Any], tmp_path: Path, shown: Path) -> None:
+    with frames.atomic_path(tmp_path, shown_as=shown) as tmp:
+        tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", "utf-8")
+
+
+def _write_streamed(
+    prep: Prepared,
+    groups: pl.DataFrame,
+    summary: Mapping[str, Any],
+    targets: tuple[Path, Path, Path],
+    out_fmt: frames.Format,
+    commit: contextlib.AbstractContextManager[None] | None,
+) -> None:
+    """Pass 2 over a large file: each batch joined to the groups' outcomes, appended.
+
+    ``groups``: ``enriched_frame`` of a streamed ``Prepared``. Output and error
+    report come out as ``write_outputs`` writes them whole, in input order.
+    """
+    source = prep.source
+    assert source is not None and prep.batch_keys is not None
+    output, errors, summary_path = targets
+    on = ["_k_cust", *(f"_p{i}" for i in range(len(prep.phone_columns)))]
+    order = [c for c in groups.columns if c not in (*on, "_n")]
+    order[order.index("_raw") : order.index("_raw")] = ["_row", "_source_row"]
+    table = source
+    same_kind = table.fmt == "csv" and out_fmt == "csv"
+    with frames.staged_outputs(targets, commit=commit) as (out_tmp, err_tmp, summary_tmp):
+        out: CsvAppender | ParquetParts = (
+            ParquetParts(out_tmp, shown=output)
+            if out_fmt == "parquet"
+            else CsvAppender(
+                out_tmp,
+                shown=output,
+                separator=table.separator if same_kind else ",",
+                bom=same_kind and table.bom and not frames.is_stdio(output),
+                line_terminator=table.line_terminator if same_kind else "\n",
+            )
+        )
+        err = CsvAppender(err_tmp, shown=errors, separator=",", bom=False, line_terminator="\n")
+        try:
+            seen, wrote = 0, False
+            empty = Batch(table.df, pl.Series("source_row", [], dtype=pl.Int64))
+            for batch in itertools.chain(source.batches(), [empty]):
+                if batch is empty and wrote:
+                    break
+                wrote = True
+                height = batch.df.height
+                keys = (
+                    prep.batch_keys(batch.df)
+                    .rename({"cust": "_k_cust"})
+                    .with_columns(
+                        pl.int_range(seen + 1, seen + height + 1, dtype=pl.Int64).alias("_row"),
+                        batch.source_rows.cast(pl.Int64).alias("_source_row"),
+                    )
+                )
+                seen += height
+                bp = keys.join(
+                    groups, on=on, how="left", nulls_equal=True, maintain_order="left"
+                ).select(order)
+                frame = pl.concat([batch.df, bp], how="horizontal")
+                public = frame.select([c for c in frame.columns if not c.startswith("_")])
+                out.write(
+                    public
+                    if out_fmt == "parquet"
+                    else for_spreadsheet(
+                        public, api_text_columns=API_TEXT_COLUMNS, list_columns=("bp_websites",)
+                    )
+                )
+                err.write(
+                    for_spreadsheet(
+                        error_frame(prep, frame), api_text_columns=_ERROR_API_TEXT, list_columns=()
+                    )
+                )
+                if source.on_phase is not None and batch is not empty:
+                    source.on_phase("writing", batch.bytes_read, source.size)
+        except BaseException:
+            for handle in (out, err):
+                with contextlib.suppress(Exception):
+                    handle.discard()
+            raise
+        out.close()
+        err.close()
+        _write_summary(summary, summary_tmp, summary_path)

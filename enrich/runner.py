@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from enrich import calls, frames, report
+from enrich import calls, frames, report, stream
 from enrich.cache import Ledger, default_cache_path
 from enrich.calls import Seams
 from enrich.client import CamsClient
@@ -189,9 +189,14 @@ class _Run:
         )
         try:
             with lock:
-                prep = self.prep = _prepare(
-                    self.cfg, self.log, table=self.table, provider=self.provider
-                )
+                table = self.table or stream.source_for(
+                    self.cfg, self.paths, on_phase=stream.PhaseProgress(
+                        lambda *p: self.log.info("progress", stream.log_line(*p), phase=p[0],
+                                                 done=p[1], total=p[2]),
+                        every_s=self.seams.progress_every_s,
+                    ),
+                )  # fmt: skip
+                prep = self.prep = _prepare(self.cfg, self.log, table=table, provider=self.provider)
                 with Ledger(cache_path_for(self.cfg)) as ledger:
                     answers = await self._answer(prep, ledger, endpoint, credentials)
                 done = self._collect(prep, answers)
