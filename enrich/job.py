@@ -4,11 +4,16 @@ A job file names ``input`` and any long ``run`` option with dashes turned into
 underscores. String values may use ``${ENV}``; paths may use ``{date}``
 (``YYYY-MM-DD``, UTC) and ``{datetime}`` (``YYYYMMDDTHHMMSSZ``). Relative paths are
 relative to the job file's folder. Options given on the command line override it.
+
+A key that is no option is a ConfigError (exit 1) that names a close one (``cust-space-id``
+→ ``did you mean cust_space_id?``); a value the option refuses is a UsageError (exit 2,
+as the flag's) that names the key in its file (``rate in nightly.toml: …``).
 """
 
 from __future__ import annotations
 
 import codecs
+import difflib
 import math
 import os
 import re
@@ -22,6 +27,7 @@ from typing import Any, Literal
 from enrich.errors import ConfigError, UsageError
 
 __all__ = [
+    "JOB_KEYS",
     "PATH_KEYS",
     "RunConfig",
     "apply_job_file",
@@ -79,55 +85,64 @@ class RunConfig:
     #: the ``--job`` file's stem (metrics label); not a job-file key
     job_name: str | None = None
 
-    def validated(self) -> RunConfig:
-        """Check value ranges; raise UsageError (exit 2) naming the option."""
+    def validated(self, *, sources: Mapping[str, str] | None = None) -> RunConfig:
+        """Check value ranges; raise UsageError (exit 2) naming the option.
+
+        ``sources``: key → the job file it came from (its name). An option from a
+        job file is named as its key there (``rate in nightly.toml: …``), not as a flag.
+        """
+        named = _Namer(sources or {})
         if not (math.isfinite(self.rate) and self.rate > 0):
-            raise UsageError(
-                f"--rate must be a positive number of requests per second, not {self.rate:g}"
+            raise named.error(
+                "rate", f"must be a positive number of requests per second, not {self.rate:g}"
             )
         if self.concurrency is not None and self.concurrency < 1:
-            raise UsageError(f"--concurrency must be at least 1, not {self.concurrency}")
+            raise named.error("concurrency", f"must be at least 1, not {self.concurrency}")
         if self.max_attempts < 1:
-            raise UsageError(f"--max-attempts must be at least 1, not {self.max_attempts}")
+            raise named.error("max_attempts", f"must be at least 1, not {self.max_attempts}")
         if not (math.isfinite(self.timeout) and self.timeout > 0):
-            raise UsageError(
-                f"--timeout must be a positive number of seconds, not {self.timeout:g}"
+            raise named.error(
+                "timeout", f"must be a positive number of seconds, not {self.timeout:g}"
             )
         if not 0.0 <= self.max_error_rate <= 1.0:
-            raise UsageError(
-                f"--max-error-rate must be between 0 and 1, not {self.max_error_rate:g}"
+            raise named.error(
+                "max_error_rate", f"must be between 0 and 1, not {self.max_error_rate:g}"
             )
         if self.limit is not None and self.limit < 1:
-            raise UsageError(f"--limit must be at least 1, not {self.limit}")
+            raise named.error("limit", f"must be at least 1, not {self.limit}")
         if (
             self.separator is not None
             and len(self.separator) != 1
             and self.separator not in _TAB_WORDS
         ):
-            raise UsageError(f"--separator must be one character, not {self.separator!r}")
+            raise named.error("separator", f"must be one character, not {self.separator!r}")
         if self.header_row is not None and self.header_row < 1:
-            raise UsageError(
-                f"--header-row must be at least 1 (the first line or row), not {self.header_row}"
+            raise named.error(
+                "header_row",
+                f"must be at least 1 (the first line or row), not {self.header_row}",
             )
         if self.encoding is not None:
             try:
                 codecs.lookup(self.encoding)
             except LookupError:
-                raise UsageError(
-                    f"unknown encoding {self.encoding!r} for --encoding; "
-                    'use utf-8, cp1252 (Excel\'s "CSV (Comma delimited)"), latin-1, …'
+                use = 'use utf-8, cp1252 (Excel\'s "CSV (Comma delimited)"), latin-1, …'
+                raise named.error(
+                    "encoding",
+                    f"unknown encoding {self.encoding!r}; {use}",
+                    flag_line=f"unknown encoding {self.encoding!r} for --encoding; {use}",
                 ) from None
         if self.input_format is not None and self.input_format not in INPUT_FORMATS:
-            raise UsageError(
-                f"--input-format {self.input_format!r} is not one of {', '.join(INPUT_FORMATS)}"
+            raise named.error(
+                "input_format",
+                f"{self.input_format!r} is not one of {', '.join(INPUT_FORMATS)}",
             )
         if self.cust_space_id and self.cust_space_column:
-            raise UsageError("give either --cust-space-id or --cust-space-column, not both")
+            raise named.either("cust_space_id", "cust_space_column")
         if self.no_cache and self.cache is not None:
-            raise UsageError("give either --cache PATH or --no-cache, not both")
+            raise named.either("cache", "no_cache", first_flag="--cache PATH")
         if self.mock and self.endpoint:
-            raise UsageError("give either --mock (the built-in emulator) or --endpoint, not both")
-        parse_duration(self.max_age, option="--max-age")
+            raise named.either("mock", "endpoint", first_flag="--mock (the built-in emulator)")
+        parse_duration(self.max_age, option=named.label("max_age"))
         return self
 
     @property
@@ -143,6 +158,33 @@ class RunConfig:
     def max_age_s(self) -> float:
         """``--max-age`` in seconds."""
         return parse_duration(self.max_age, option="--max-age")
+
+
+class _Namer:
+    """How a message names an option: its flag (``--rate``), or its key and the job
+    file it came from (``rate in nightly.toml:``)."""
+
+    def __init__(self, sources: Mapping[str, str]) -> None:
+        self.sources = sources
+
+    def label(self, key: str) -> str:
+        job = self.sources.get(key)
+        return f"{key} in {job}:" if job is not None else "--" + key.replace("_", "-")
+
+    def error(self, key: str, problem: str, *, flag_line: str | None = None) -> UsageError:
+        """``--rate must be …`` or ``rate in nightly.toml: must be …``."""
+        if key not in self.sources and flag_line is not None:
+            return UsageError(flag_line)
+        return UsageError(f"{self.label(key)} {problem}")
+
+    def either(self, key: str, other: str, *, first_flag: str | None = None) -> UsageError:
+        """Two options that exclude each other, set in one place (a stronger place
+        displaces the weaker one's: ``apply_job_file``)."""
+        job = self.sources.get(key)
+        if job is not None and self.sources.get(other) == job:
+            return UsageError(f"give either {key} or {other} in {job}, not both")
+        first = first_flag or "--" + key.replace("_", "-")
+        return UsageError(f"give either {first} or --{other.replace('_', '-')}, not both")
 
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", re.IGNORECASE)
@@ -180,6 +222,8 @@ def _expand_path(value: str, *, base: Path, now: float) -> Path:
 
 
 _FIELDS = {f.name: f for f in fields(RunConfig)}
+#: What a job file may set: every option, not what the command line itself gives.
+JOB_KEYS = frozenset(_FIELDS) - {"job_name"}
 #: (key, the key it displaces, and the reverse too?): set in a stronger layer
 #: (flag > job file > environment), the first removes the second from the weaker ones.
 _DISPLACES = (
@@ -193,32 +237,65 @@ _INT = frozenset({"concurrency", "max_attempts", "limit", "header_row"})
 _FLOAT = frozenset({"rate", "timeout", "max_error_rate"})
 
 
+def _toml(value: Any) -> str:
+    """A value as the job file spells it: ``"fast"``, ``true``, ``0``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
+
+
+def _bad_value(key: str, value: Any, problem: str, *, job: Path) -> UsageError:
+    """A job value the option would refuse: exit 2 like the flag, named as the key."""
+    return UsageError(f"{key} in {job.name}: {problem}, not {_toml(value)}")
+
+
 def _coerce(key: str, value: Any, *, job: Path) -> Any:
     if key in _BOOL:
         if not isinstance(value, bool):
-            raise ConfigError(f"{job.name}: {key} must be true or false")
+            raise _bad_value(key, value, "must be true or false", job=job)
         return value
     if key in _INT:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{job.name}: {key} must be a whole number")
+            raise _bad_value(key, value, "must be a whole number", job=job)
         return value
     if key in _FLOAT:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{job.name}: {key} must be a number")
+            raise _bad_value(key, value, "must be a number", job=job)
         return float(value)
-    if key == "max_age" and isinstance(value, str):
-        return value
+    if key == "sheet" and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # a position, as --sheet 2
     if key == "phone_column" and isinstance(value, list):
         if not value or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{job.name}: phone_column must be a string or a list of strings")
+            raise _bad_value(key, value, "must be a string or a list of strings", job=job)
         return value[0] if len(value) == 1 else tuple(value)
     if not isinstance(value, str):
-        raise ConfigError(f"{job.name}: {key} must be a string")
+        problem = "must be a string"
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            problem += f" (in quotes: {key} = {_toml(str(value))})"
+        raise _bad_value(key, value, problem, job=job)
     if key == "log_format" and value not in ("text", "json"):
-        raise ConfigError(f'{job.name}: log_format must be "text" or "json"')
+        raise _bad_value(key, value, 'must be "text" or "json"', job=job)
     if key == "input_format" and value not in INPUT_FORMATS:
-        raise ConfigError(f"{job.name}: input_format must be one of {', '.join(INPUT_FORMATS)}")
+        raise _bad_value(key, value, f"must be one of {', '.join(INPUT_FORMATS)}", job=job)
     return value
+
+
+def _unknown_key(key: str, *, job: Path) -> ConfigError:
+    """One line; a close known key (a dash for an underscore, a typo) is named."""
+    spelled = key.strip("-").replace("-", "_").lower()
+    if spelled in JOB_KEYS:
+        return ConfigError(
+            f"{job.name}: unknown key {key!r}; did you mean {spelled}? "
+            "(keys are the long run options with _ for -)"
+        )
+    # 0.7, not difflib's 0.6: 'speed' is not 'sheet'
+    close = difflib.get_close_matches(spelled, sorted(JOB_KEYS), n=1, cutoff=0.7)
+    if close:
+        return ConfigError(f"{job.name}: unknown key {key!r}; did you mean {close[0]}?")
+    known = ", ".join(sorted(JOB_KEYS))
+    return ConfigError(f"{job.name}: unknown key {key!r}; known keys: {known}")
 
 
 def load_job_file(
@@ -248,9 +325,8 @@ def load_job_file(
     for key, value in raw.items():
         if isinstance(value, dict):
             raise ConfigError(f"{job.name}: [{key}] tables are not supported; keep it flat")
-        if key not in _FIELDS:
-            known = ", ".join(sorted(_FIELDS))
-            raise ConfigError(f"{job.name}: unknown key {key!r}; known keys: {known}")
+        if key not in JOB_KEYS:
+            raise _unknown_key(key, job=job)
         if key in skip:
             continue
         if isinstance(value, str):
@@ -263,7 +339,7 @@ def load_job_file(
         value = _coerce(key, value, job=job) if key not in PATH_KEYS else value
         if key in PATH_KEYS:
             if not isinstance(value, str):
-                raise ConfigError(f"{job.name}: {key} must be a path string")
+                raise _bad_value(key, value, "must be a path in quotes", job=job)
             value = _expand_path(value, base=base, now=when)
         out[key] = value
     if "input" not in out and "input" not in skip:
@@ -324,6 +400,9 @@ def apply_job_file(
     for key in ("output", "errors", "summary", "cache", "metrics_file"):
         if merged.get(key) is not None:
             merged[key] = Path(merged[key])
+    sources: dict[str, str] = {}
     if job is not None:
         merged["job_name"] = job.stem
-    return replace(RunConfig(input=merged.pop("input")), **merged).validated()
+        # a key the file set (and no flag replaced) is named as the file's key
+        sources = {key: job.name for key in from_file if key in merged}
+    return replace(RunConfig(input=merged.pop("input")), **merged).validated(sources=sources)

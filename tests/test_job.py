@@ -92,8 +92,9 @@ def test_a_stronger_layer_displaces_the_alternative_from_a_weaker_one(tmp_path: 
     cfg = apply_job_file(mocked, {"endpoint": "http://127.0.0.1:9"}, {}, environ={})
     assert (cfg.mock, cfg.endpoint) == (False, "http://127.0.0.1:9")
     clash = write(tmp_path, 'input = "x.csv"\nmock = true\nendpoint = "https://a.example"\n')
-    with pytest.raises(UsageError, match="either --mock"):
+    with pytest.raises(UsageError) as err:
         apply_job_file(clash, {}, {}, environ={})
+    assert str(err.value) == "give either mock or endpoint in nightly.toml, not both"
 
 
 def test_a_false_flag_also_replaces_the_file_value_unread(tmp_path: Path) -> None:
@@ -109,16 +110,151 @@ def test_an_input_flag_makes_the_file_input_optional(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("text", "message"), [
     ('rate = 5\n', 'nightly.toml: no input = "..." key; name the file to enrich'),
-    ('input = "x.csv"\nbogus = 1\n', "nightly.toml: unknown key 'bogus'"),
-    ('input = "x.csv"\nrate = "fast"\n', "nightly.toml: rate must be a number"),
-    ('input = "x.csv"\nprogress = "yes"\n', "nightly.toml: progress must be true or false"),
+    ('input = "x.csv"\nbogus = 1\n', "nightly.toml: unknown key 'bogus'; known keys: "),
     ('input = [\n', "nightly.toml is not valid TOML"),
+    ('input = "x.csv"\n[table]\nrate = 1\n', "nightly.toml: [table] tables are not supported"),
 ])
 def test_bad_job_files(tmp_path: Path, text: str, message: str) -> None:
     job = write(tmp_path, text)
     with pytest.raises(ConfigError) as err:
         load_job_file(job, environ={})
     assert str(err.value).startswith(message)
+
+
+# ------------------------------------------------------------ did you mean (16.8)
+
+
+@pytest.mark.parametrize(("key", "line"), [
+    ("cust-space-id", "nightly.toml: unknown key 'cust-space-id'; did you mean cust_space_id? "
+                      "(keys are the long run options with _ for -)"),
+    ("max-error-rate", "nightly.toml: unknown key 'max-error-rate'; did you mean "
+                       "max_error_rate? (keys are the long run options with _ for -)"),
+    ("--rate", "nightly.toml: unknown key '--rate'; did you mean rate? "
+               "(keys are the long run options with _ for -)"),
+    ("cust_spcae_id", "nightly.toml: unknown key 'cust_spcae_id'; did you mean cust_space_id?"),
+    ("max_attemps", "nightly.toml: unknown key 'max_attemps'; did you mean max_attempts?"),
+    ("ouput", "nightly.toml: unknown key 'ouput'; did you mean output?"),
+    ("Rate", "nightly.toml: unknown key 'Rate'; did you mean rate? "
+             "(keys are the long run options with _ for -)"),
+])
+def test_a_misspelt_key_gets_did_you_mean(tmp_path: Path, key: str, line: str) -> None:
+    job = write(tmp_path, f'input = "x.csv"\n"{key}" = "5"\n')
+    with pytest.raises(ConfigError) as err:
+        load_job_file(job, environ={})
+    assert str(err.value) == line
+    assert err.value.exit_code == 1
+
+
+def test_a_key_close_to_nothing_lists_the_keys(tmp_path: Path) -> None:
+    # difflib's 0.6 would say sheet; a wrong guess is worse than the list
+    job = write(tmp_path, 'input = "x.csv"\nspeed = 5\n')
+    with pytest.raises(ConfigError) as err:
+        load_job_file(job, environ={})
+    text = str(err.value)
+    assert text.startswith("nightly.toml: unknown key 'speed'; known keys: cache, concurrency,")
+    assert "did you mean" not in text and "job_name" not in text
+    assert "\n" not in text
+
+
+def test_job_name_is_no_job_file_key(tmp_path: Path) -> None:
+    job = write(tmp_path, 'input = "x.csv"\njob_name = "other"\n')
+    with pytest.raises(ConfigError, match="unknown key 'job_name'"):
+        load_job_file(job, environ={})
+
+
+# ------------------------------------------------------------ value errors (16.8)
+
+
+@pytest.mark.parametrize(("text", "line"), [
+    ('rate = "fast"', 'rate in nightly.toml: must be a number, not "fast"'),
+    ("progress = \"yes\"", 'progress in nightly.toml: must be true or false, not "yes"'),
+    ("max_attempts = 2.5", "max_attempts in nightly.toml: must be a whole number, not 2.5"),
+    ("limit = true", "limit in nightly.toml: must be a whole number, not true"),
+    ('log_format = "xml"', 'log_format in nightly.toml: must be "text" or "json", not "xml"'),
+    ('input_format = "xls"',
+     'input_format in nightly.toml: must be one of csv, tsv, parquet, xlsx, not "xls"'),
+    ("cust_space_id = 2934839388494",
+     'cust_space_id in nightly.toml: must be a string (in quotes: cust_space_id = '
+     '"2934839388494"), not 2934839388494'),
+    ("phone_column = [1, 2]",
+     "phone_column in nightly.toml: must be a string or a list of strings, not [1, 2]"),
+    ("output = 5", "output in nightly.toml: must be a path in quotes, not 5"),
+])
+def test_a_value_of_the_wrong_kind_names_the_key(tmp_path: Path, text: str, line: str) -> None:
+    job = write(tmp_path, f'input = "x.csv"\n{text}\n')
+    with pytest.raises(UsageError) as err:
+        load_job_file(job, environ={})
+    assert str(err.value) == line
+    assert err.value.exit_code == 2  # as --rate fast is
+
+
+@pytest.mark.parametrize(("text", "line"), [
+    ("rate = 0", "rate in nightly.toml: must be a positive number of requests per second, "
+                 "not 0"),
+    ("concurrency = 0", "concurrency in nightly.toml: must be at least 1, not 0"),
+    ("max_attempts = 0", "max_attempts in nightly.toml: must be at least 1, not 0"),
+    ("timeout = -1", "timeout in nightly.toml: must be a positive number of seconds, not -1"),
+    ("max_error_rate = 1.5", "max_error_rate in nightly.toml: must be between 0 and 1, not 1.5"),
+    ("limit = 0", "limit in nightly.toml: must be at least 1, not 0"),
+    ('separator = ";;"', "separator in nightly.toml: must be one character, not ';;'"),
+    ("header_row = 0",
+     "header_row in nightly.toml: must be at least 1 (the first line or row), not 0"),
+    ('encoding = "klingon"', "encoding in nightly.toml: unknown encoding 'klingon'; use utf-8, "
+                             'cp1252 (Excel\'s "CSV (Comma delimited)"), latin-1, …'),
+    ('max_age = "a week"',
+     "max_age in nightly.toml: 'a week' is not a duration such as 30m, 12h or 7d"),
+    ('cust_space_id = "a"\ncust_space_column = "b"',
+     "give either cust_space_id or cust_space_column in nightly.toml, not both"),
+    ('cache = "c.sqlite3"\nno_cache = true',
+     "give either cache or no_cache in nightly.toml, not both"),
+])
+def test_a_value_out_of_range_names_the_key(tmp_path: Path, text: str, line: str) -> None:
+    job = write(tmp_path, f'input = "x.csv"\n{text}\n')
+    with pytest.raises(UsageError) as err:
+        apply_job_file(job, {}, {}, environ={})
+    assert str(err.value) == line
+    assert err.value.exit_code == 2
+
+
+def test_a_flag_that_replaces_the_value_is_named_as_a_flag(tmp_path: Path) -> None:
+    job = write(tmp_path, 'input = "x.csv"\nrate = 0\nmax_attempts = 0\n')
+    with pytest.raises(UsageError) as err:
+        apply_job_file(job, {"rate": 0.0, "max_attempts": 3}, {}, environ={})
+    assert str(err.value) == "--rate must be a positive number of requests per second, not 0"
+    # two flags that exclude each other beside a job file: named as flags
+    job = write(tmp_path, 'input = "x.csv"\nmax_error_rate = 0.5\n')
+    with pytest.raises(UsageError) as err:
+        apply_job_file(job, {"mock": True, "endpoint": "http://127.0.0.1:1"}, {}, environ={})
+    assert str(err.value) == "give either --mock (the built-in emulator) or --endpoint, not both"
+
+
+def test_a_sheet_position_may_be_a_number(tmp_path: Path) -> None:
+    job = write(tmp_path, 'input = "x.xlsx"\nsheet = 2\n')
+    assert load_job_file(job, environ={})["sheet"] == "2"
+
+
+@pytest.mark.parametrize("command", ["run", "check"])
+@pytest.mark.parametrize(("text", "code", "line"), [
+    ('rate = "fast"', 2, 'rate in nightly.toml: must be a number, not "fast"'),
+    ("rate = 0", 2, "rate in nightly.toml: must be a positive number of requests per second, "
+                    "not 0"),
+    ('cust-space-id = "S1"', 1, "nightly.toml: unknown key 'cust-space-id'; did you mean "
+                                "cust_space_id? (keys are the long run options with _ for -)"),
+])
+def test_the_command_line_shows_one_line_and_the_flags_exit_code(
+    tmp_path: Path, command: str, text: str, code: int, line: str
+) -> None:
+    from click.testing import CliRunner
+
+    from enrich.cli import cli
+
+    (tmp_path / "x.csv").write_text("phone\n+8613800138000\n")
+    job = write(tmp_path, f'input = "../x.csv"\n{text}\n')
+    res = CliRunner().invoke(cli, [command, "--job", str(job), "--mock"])
+    assert (res.exit_code, res.stderr) == (code, f"enrich: error: {line}\n")
+    assert res.stdout == ""
+    flag = CliRunner().invoke(cli, [command, str(tmp_path / "x.csv"), "--mock", "--rate", "fast"])
+    assert flag.exit_code == 2  # what the job value's exit code follows
 
 
 def test_missing_job_file(tmp_path: Path) -> None:
