@@ -11,20 +11,40 @@ exactly one request would drop that time on every release (10/s paced at about
 9.6/s instead of 9.75/s). With the slack, no more than ``1 + pace × (1 s + slack)``
 requests start in any second, still at most ``--rate``.
 
-When the service throttles, the pace drops multiplicatively, then climbs back
-additively — quickly while well below the ceiling, very slowly near it — so a run
-that shares the account with another process settles just under its share and
-probes above it only rarely. The ceiling is the rate the service *admitted* of ours
-in the window that was full (our successful requests released in the second before
-the throttled one), not the pace at the throttle: beside a process that takes half
-the limit, a run at full pace is admitted 5/s, so it goes straight to just under 5/s
-instead of halving and climbing back over its share a few times. With no success
-in that window, the first throttle halves the pace and the ceiling is the old pace.
+When the service throttles, the Throttle first asks what kind of throttle it is,
+from the answers to our requests released in the second before the throttled one:
+
+- *Noise, or the very edge of the limit*: nearly all of them were admitted (at least
+  ``noise_share``), so the service's window was not full of ours. The pace is only
+  trimmed by 10 % and climbs straight back. What was admitted is a floor of what the
+  service takes, not a ceiling: taking it for one (as this module once did) ratcheted
+  the pace down under random throttles, to 3.5/s at ``--rate 10`` with 3 % of them.
+  In the run's first second (the window is not yet full of ours) only a throttle
+  with no other refused before it counts as noise.
+- *A real limit*: the pace drops to just under (``near``) the rate the service
+  *admitted* of ours in that window before it first said no: beside a process that
+  takes half the limit, a run at full pace is admitted 5/s, so it goes straight to
+  just under 5/s. That rate is the *ceiling*. With no success in that window, the
+  first throttle halves the pace and the ceiling is the old pace.
+
+Under a ceiling the pace climbs fast (×``growth`` per clean second) up to its edge
+and stays there. Once the ceiling has been quiet for ``quiet_s`` it is *probed*: one
+window of requests is sent a little above it (``probe_over``/``probe_step``), then the
+pace pauses long enough to send no more over the edge than the probe did, and waits
+at the edge for the answers. If the service refused one of them, or admitted no more
+than the ceiling (beside another process it may refuse *that* process's requests
+instead of ours), the ceiling holds and the next probe waits twice as long (up to
+``quiet_max_s``). If more got through, the next probe follows at once, higher
+(×``probe_climb``), until one reaches ``--rate``: the ceiling is gone and a run back
+alone is at full pace a few seconds after the other process stopped, instead of
+minutes. A real limit within ``relearn_s`` of that, at no more than the first probe's
+pace, says the probes were let in at another process's expense: the old ceiling comes
+back and the wait keeps growing.
 
 On the first decrease only, the next release waits until the service's window has
 room again: of ours, the window may still hold those admitted in the last second
 and those still in flight; nothing is sent until enough of them are a window old
-to leave room for one more (at most a window, once per run).
+to leave room for one more (at most a window).
 
 A throttle answer to a request released less than a window after the last decrease
 says nothing about the new pace (the service's sliding window still held requests
@@ -197,13 +217,41 @@ class AdaptParams:
     decrease: float = 0.85  # … and by this on a later one
     min_share: float = 0.05  # never below this share of --rate
     window_s: float = 1.0  # the service's window: one decrease per window of releases at most
-    fast_step: float = 0.10  # share of --rate regained per second, far below the last ceiling
-    slow_step: float = 0.0005  # … and near it (within ``near``): +1 % of --rate per 20 s
-    near: float = 0.92
-    forget_s: float = 60.0  # a throttle this old no longer marks a ceiling
+    near: float = 0.92  # under a known ceiling, pace at most this share of it
+    growth: float = 1.5  # with no ceiling, the pace grows by this factor per clean second …
+    fast_step: float = 0.10  # … and by at least this share of --rate per second
+    quiet_s: float = 2.5  # a ceiling this long without a throttle is probed …
+    quiet_growth: float = 2.0  # … the wait growing by this factor after each probe refused …
+    quiet_max_s: float = 20.0  # … up to this
+    # a probe sends one window above the ceiling: this share of it, or this many more a
+    # second; each probe that gets through is followed at once by one this much higher
+    probe_over: float = 1.25
+    probe_step: float = 1.5
+    probe_climb: float = 1.5
+    # … and got through if the service admitted this share of what it sent over the ceiling
+    probe_gain: float = 0.67
+    # a throttle with at least this share of our answered requests admitted in its window
+    # is noise, or the very edge of the limit: it only trims the pace (and a ceiling)
+    noise_share: float = 0.75
+    noise_sample: int = 3  # … judged over at least this many answers
+    trim: float = 0.9
+    trim_ceiling: float = 0.95
+    # a real limit this soon after the probes got through to --rate says they were wrong
+    # (what was admitted above the ceiling was taken from another process): it stands
+    relearn_s: float = 10.0
     admitted_ceiling: bool = True  # the ceiling is the rate admitted, not the pace throttled
     # after the first decrease (or every one, or none), hold until a slot frees
     drain: Literal["first", "all", "none"] = "first"
+
+
+@dataclass(slots=True)
+class _Probe:
+    """One window sent above the ceiling; ``base`` is the ceiling the probes started from."""
+
+    start: float
+    step: int
+    base: float
+    out: bool = False  # the window is over
 
 
 class Throttle:
@@ -224,11 +272,17 @@ class Throttle:
         self.pace = self.max_pace
         self._bucket = LeakyBucket(self.pace, self._capacity(self.pace))
         self._clock = clock
-        self._last_decrease = -math.inf
-        self._last_increase = -math.inf
+        self._last_decrease = -math.inf  # a real limit: the pace cut to under a ceiling
+        self._last_trim = -math.inf  # a noise-like throttle
+        self._last_growth = -math.inf
         self._ceiling: float | None = None
+        self._quiet_s = self.params.quiet_s
+        self._probe: _Probe | None = None
+        self._passed: tuple[float, float] | None = None  # (when, base) of probes through to --rate
         self._released: deque[float] = deque()  # release times of requests not yet answered
         self._admitted: deque[float] = deque()  # release times of recent successful requests
+        self._refused: deque[float] = deque()  # … and of recent throttled ones
+        self._first: float | None = None  # the run's first release
         self.throttle_events = 0
 
     def _now(self) -> float:
@@ -237,7 +291,26 @@ class Throttle:
     async def acquire(self) -> None:
         """Wait for this request's slot; answer it with one ``on_success``/``on_throttle``."""
         await self._bucket.acquire()
-        self._released.append(self._now())
+        now = self._now()
+        self._released.append(now)
+        if self._first is None:
+            self._first = now
+        probe = self._probe
+        if probe is not None and not probe.out and now >= probe.start + self.params.window_s:
+            self._probe_out()
+
+    def _probe_out(self) -> None:
+        """The probe window is out: back under the ceiling to await its answers.
+
+        First a pause as long as the edge pace takes to send what the probe sent over
+        it, so that the service's window does not stay full of the probe's requests.
+        """
+        probe = self._probe
+        assert probe is not None
+        probe.out = True
+        top, edge = self.pace, min(self.pace, self._edge())
+        self._set_pace(edge)
+        self._hold((top - edge) * self.params.window_s / edge)
 
     def unused(self) -> None:
         """The slot just acquired was not used (the request never left): give it back."""
@@ -248,6 +321,16 @@ class Throttle:
     def _answered(self, now: float) -> float:
         """Release time of the request this answer is for (oldest unanswered first)."""
         return self._released.popleft() if self._released else now
+
+    def _in_window(self, times: deque[float], released: float) -> int:
+        """How many of ``times`` fall in the window that ends at ``released``."""
+        start = released - self.params.window_s
+        return sum(1 for t in times if start < t <= released)
+
+    def _remember(self, times: deque[float], released: float) -> None:
+        times.append(released)
+        while times[0] < released - 2 * self.params.window_s:
+            times.popleft()
 
     def _capacity(self, pace: float) -> float:
         """The bucket: one request, plus the timer slack at this pace.
@@ -260,32 +343,130 @@ class Throttle:
         return 1.0 + min(0.5, pace * self.params.timer_slack_s, room)
 
     def _set_pace(self, pace: float) -> None:
-        self.pace = pace
-        self._bucket.set_rate(pace, self._capacity(pace))
+        self.pace = max(self.max_pace * self.params.min_share, min(self.max_pace, pace))
+        self._bucket.set_rate(self.pace, self._capacity(self.pace))
+
+    def _edge(self) -> float:
+        """The pace just under the known ceiling (``max_pace`` with none known)."""
+        if self._ceiling is None:
+            return self.max_pace
+        return self._ceiling * self.params.near
+
+    def _top(self, ceiling: float, step: int) -> float:
+        """The pace of probe ``step`` above ``ceiling``."""
+        p = self.params
+        if step == 0:
+            top = max(ceiling * p.probe_over, ceiling + p.probe_step / p.window_s)
+        else:
+            top = ceiling * p.probe_climb
+        return min(self.max_pace, top)
+
+    # -- throttles -------------------------------------------------------------------
 
     def on_throttle(self) -> None:
         """A throttle answer: slow the whole run down (once per window)."""
         now = self._now()
         released = self._answered(now)
         p = self.params
+        self._remember(self._refused, released)
         if released < self._last_decrease + p.window_s:
             return  # sent under (or right after) the old pace: already acted on
-        if self._ceiling is not None and now - self._last_decrease > p.forget_s:
-            self._ceiling = None
+        # what the service admitted of ours before it first said no in this window
+        start = released - p.window_s
+        anchor = min((t for t in self._refused if t > start), default=released)
+        mine = self._in_window(self._admitted, anchor)
+        if self._probe is not None and released >= self._probe.start:
+            self._probe_refused(now)
+        elif self._relearn(now, mine) is None and self._noise_like(released, mine):
+            self._trim(now, released, mine)
+        else:
+            self._decrease(now, mine)
+
+    def _noise_like(self, released: float, mine: int) -> bool:
+        """Nearly all of ours answered in the window before this one were admitted.
+
+        In the run's first window (not yet full of our requests) only a throttle with no
+        other refused before it: beside another process, a run starting at full pace is
+        admitted its share and then refused again and again.
+        """
+        p = self.params
+        refused = self._in_window(self._refused, released)
+        if self._first is None or released < self._first + p.window_s:
+            return refused <= 1 and mine > 0
+        answered = mine + refused
+        return answered >= p.noise_sample and mine >= p.noise_share * answered
+
+    def _trim(self, now: float, released: float, mine: int) -> None:
+        """Noise, or the very edge of the limit: trim the pace a little, and climb back.
+
+        What was admitted is only a floor of what the service takes, so it is no new
+        ceiling (taking it for one ratcheted the pace down under random throttles). At
+        the edge of a known ceiling the ceiling is trimmed too: it may be a little high.
+        """
+        p = self.params
+        if released < self._last_trim + p.window_s:
+            return
+        self.throttle_events += 1
+        self._last_trim = now
+        self._last_growth = now
+        pace = self.pace * p.trim
+        if self._ceiling is not None and self.pace >= 0.98 * self._edge():
+            # (whole requests: one fewer admitted in a window can be the window's phase)
+            self._ceiling = min(self._ceiling * p.trim_ceiling, (mine + 1) / p.window_s)
+            pace = min(pace, self._edge())
+        self._set_pace(pace)
+
+    def _probe_refused(self, now: float) -> None:
+        """The probe window was refused, or got no more through: the ceiling holds."""
+        p = self.params
+        probe = self._probe
+        assert probe is not None
+        self.throttle_events += 1
+        if probe.step <= 1:
+            # refused right after one probe got through: that one was most likely let in
+            # at another process's expense, so the ceiling it seemed to lift still holds
+            self._ceiling = probe.base
+            self._quiet_s = min(self._quiet_s * p.quiet_growth, p.quiet_max_s)
+        self._probe = None
+        self._last_decrease = now
+        self._last_growth = now
+        self._set_pace(min(self.pace, self._edge()))
+
+    def _relearn(self, now: float, mine: int) -> float | None:
+        """The ceiling the last probes started from, if this limit says they were wrong."""
+        if self._passed is None:
+            return None
+        when, base = self._passed
+        if now - when < self.params.relearn_s and mine <= self._top(base, 0) * self.params.window_s:
+            return min(base, mine / self.params.window_s) if mine else base
+        return None
+
+    def _decrease(self, now: float, mine: int) -> None:
+        """A real limit: cut the pace to under the rate the service admitted."""
+        p = self.params
         first = self._ceiling is None
         factor = p.first_decrease if first else p.decrease
         self.throttle_events += 1
         pace = self.pace * factor
-        # our requests the service admitted in the window that was full at this release
-        mine = [t for t in self._admitted if released - p.window_s < t <= released]
-        if p.admitted_ceiling and mine:
-            self._ceiling = len(mine) / p.window_s
+        relearnt = self._relearn(now, mine)
+        if self._passed is not None:
+            self._passed = None
+            self._quiet_s = (
+                min(self._quiet_s * p.quiet_growth, p.quiet_max_s) if relearnt else p.quiet_s
+            )
+        if relearnt is not None:
+            first = False
+            self._ceiling = relearnt
+            pace = relearnt * p.near
+        elif p.admitted_ceiling and mine:
+            self._ceiling = mine / p.window_s
             pace = min(pace, self._ceiling * p.near)
         else:
             self._ceiling = self.pace
+        self._probe = None
         self._last_decrease = now
-        self._last_increase = now
-        self._set_pace(max(self.max_pace * p.min_share, pace))
+        self._last_growth = now
+        self._set_pace(pace)
         if mine and (p.drain == "all" or (p.drain == "first" and first)):
             # The service's window holds what it admitted of ours (as many as ``mine``) and
             # may hold any request still in flight: send nothing before enough of those are
@@ -293,41 +474,72 @@ class Throttle:
             recent = sorted(
                 t for t in itertools.chain(self._admitted, self._released) if t > now - p.window_s
             )
-            if len(recent) >= len(mine):
-                self._hold(recent[len(recent) - len(mine)] + p.window_s - now)
+            if len(recent) >= mine:
+                self._hold(recent[len(recent) - mine] + p.window_s - now)
 
     def _hold(self, delay: float) -> None:
         """Release nothing for ``delay`` seconds (at most a window), then go on at the pace."""
-        if delay <= 0:
-            return
-        self._bucket.hold(min(delay, self.params.window_s))
+        if delay > 0:
+            self._bucket.hold(min(delay, self.params.window_s))
+
+    # -- successes -------------------------------------------------------------------
 
     def on_success(self) -> None:
         """An answer that was not a throttle: climb back towards ``--rate``."""
         now = self._now()
         released = self._answered(now)
-        admitted = self._admitted
-        admitted.append(released)
-        while admitted[0] < released - 2 * self.params.window_s:
-            admitted.popleft()
-        if self.pace >= self.max_pace:
-            return
+        self._remember(self._admitted, released)
+        probe = self._probe
+        if probe is not None and released >= probe.start + self.params.window_s:
+            self._probe_answered(now, released, probe)
+        elif probe is None and self.pace < self.max_pace:
+            self._climb(now)
+
+    def _probe_answered(self, now: float, released: float, probe: _Probe) -> None:
+        """The probe window answered, none refused: did more than the ceiling get through?
+
+        Beside another process the service may refuse *its* requests instead of ours, so
+        "none refused" alone does not say the ceiling has gone; more of ours admitted does.
+        """
         p = self.params
-        elapsed = now - self._last_increase
+        ceiling = self._ceiling
+        assert ceiling is not None
+        top = self._top(ceiling, probe.step)
+        got = self._in_window(self._admitted, released) / p.window_s
+        need = ceiling + p.probe_gain * (top - ceiling)
+        if top >= self.max_pace:
+            need = min(need, 0.9 * top)  # near --rate, whole requests cannot tell more
+        if got < need:
+            self._probe_refused(now)
+        elif top >= self.max_pace:
+            self._passed = (now, probe.base)
+            self._ceiling = self._probe = None
+            self._last_growth = now
+            self._set_pace(top)
+        else:
+            self._ceiling = max(ceiling, got)
+            self._probe = _Probe(now, probe.step + 1, probe.base)
+            self._set_pace(self._top(self._ceiling, probe.step + 1))
+
+    def _climb(self, now: float) -> None:
+        """Multiplicative growth up to the ceiling's edge; a quiet ceiling is probed."""
+        p = self.params
+        elapsed = now - self._last_growth
         if elapsed < 0.25:
             return
-        self._last_increase = now
-        if self._ceiling is not None and now - self._last_decrease > p.forget_s:
-            self._ceiling = None
-        near = self._ceiling is not None and self.pace >= self._ceiling * p.near
-        step = (p.slow_step if near else p.fast_step) * self.max_pace * elapsed
-        if self._ceiling is not None and not near:
-            # climb fast, but stop at the edge of the slow zone
-            target = min(self.pace + step, self._ceiling * p.near)
-            target = max(target, self.pace)
-        else:
-            target = self.pace + step
-        self._set_pace(min(self.max_pace, target))
+        self._last_growth = now
+        elapsed = min(elapsed, 1.0)  # no leap after a long silence
+        step = max(self.pace * (p.growth**elapsed - 1), p.fast_step * self.max_pace * elapsed)
+        target = self.pace + step
+        ceiling = self._ceiling
+        if ceiling is not None:
+            edge = self._edge()
+            if now - self._last_decrease >= self._quiet_s and self.pace >= edge:
+                self._probe = _Probe(now, 0, ceiling)
+                target = self._top(ceiling, 0)
+            else:
+                target = min(target, max(edge, self.pace))
+        self._set_pace(target)
 
 
 class ConcurrencyGate:
