@@ -177,6 +177,7 @@ async def ticker(log: Log, progress: Progress, every_s: float = 30.0) -> None:
             throttled=progress.throttled,
             retries=progress.retries,
             errors=progress.errors,
+            failed_attempts=progress.failed_attempts,
         )
 
 

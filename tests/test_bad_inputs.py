@@ -247,8 +247,10 @@ CASES = [
     Case("job-unknown-key", ["--job", "job_unknown_key.toml", *S1], 1,
          "job_unknown_key.toml: unknown key 'speed'; known keys: ", prefix=True,
          files=("job_unknown_key.toml", "good.csv")),
-    Case("job-bad-value", ["--job", "job_bad_value.toml", *S1], 1,
-         "job_bad_value.toml: rate must be a number", files=("job_bad_value.toml", "good.csv")),
+    # issue 16: a job value the option refuses exits like the flag (2) and names the key
+    Case("job-bad-value", ["--job", "job_bad_value.toml", *S1], 2,
+         'rate in job_bad_value.toml: must be a number, not "fast"',
+         files=("job_bad_value.toml", "good.csv")),
     Case("job-nowhere", ["--job", "nowhere.toml", *S1], 1, "job file nowhere.toml not found"),
     # --- usage errors (exit 2)
     Case("no-input", [*S1], 2, "name an INPUT file, or a job file with --job"),
