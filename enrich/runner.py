@@ -454,7 +454,11 @@ def _summary(
 def _shown(path: Path, *, stdio: str = frames.STDIN_NAME) -> str:
     """A path as log lines show it: absolute (cron logs are read far from the job's
     folder), or ``<stdin>`` / ``<stdout>`` for ``-``."""
-    return stdio if frames.is_stdio(path) else str(path.resolve())
+    if frames.is_stdio(path):
+        return stdio
+    if str(path).startswith("<"):  # no file: the Python API's ``<frame>``
+        return str(path)
+    return str(path.resolve())
 
 
 def _log_end(log: Log, cfg: RunConfig, prep: Prepared, summary: dict[str, Any]) -> None:
