@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 import polars as pl
 
-from enrich import frames, phones
+from enrich import frames, phones, stream
 from enrich.cache import READING_SCHEMA, Ledger, default_cache_path
 from enrich.endpoints import is_loopback, validate_endpoint
 from enrich.errors import InputError
@@ -24,9 +24,11 @@ from enrich.types import BP_COLUMNS, Key
 __all__ = [
     "BP_PHONE_COLUMN",
     "DEMO_CUST_SPACE_ID",
+    "KeyCounts",
     "Prepared",
     "Readings",
     "cache_path_for",
+    "count_keys",
     "group_keys",
     "input_name",
     "limit_to_first_keys",
@@ -370,6 +372,68 @@ def _source_rows(table: frames.Table) -> pl.Series:
     if given is not None and given.len() == height:
         return given.cast(pl.Int64).alias("source_row")
     return pl.int_range(1, height + 1, dtype=pl.Int64, eager=True).alias("source_row")
+
+
+@dataclass
+class KeyCounts:
+    """What ``enrich check`` says of an input, counted without holding a large file."""
+
+    phone_column: str
+    rows: int
+    invalid: int
+    missing_space: int
+    multi_number_cells: int
+    keys: list[Key]
+    invalid_examples: list[tuple[int, str | None, str]]
+    """The first bad rows: (row, phone cell, error code)."""
+
+    @property
+    def valid(self) -> int:
+        """Rows with a number and a CustSpaceId."""
+        return self.rows - self.invalid - self.missing_space
+
+
+def count_keys(
+    cfg: RunConfig, *, examples: int = 5, on_phase: Callable[[str, int, int], None] | None = None
+) -> KeyCounts:
+    """``prepare``'s counts for ``enrich check`` (``--limit`` applied); a large CSV or
+    Parquet file is read in batches, twice at most (the second pass stops at the
+    first ``examples`` bad rows), never held whole.
+
+    Raises what ``prepare`` raises.
+    """
+    source = stream.source_for(cfg, None, on_phase=on_phase)
+    prep = prepare(cfg, table=source)
+    if cfg.limit is not None:
+        prep = limit_to_first_keys(prep, cfg.limit)
+    if prep.source is None or prep.batch_keys is None:
+        bad = prep.rows.filter(pl.col("err").is_not_null())
+        shown = list(bad.select("row", "raw", "err").head(examples).iter_rows())
+    else:
+        shown = _first_bad_rows(prep, examples)
+    return KeyCounts(
+        prep.phone_column, prep.n_rows, prep.invalid, prep.missing_space,
+        prep.multi_number_cells, prep.keys, shown,
+    )  # fmt: skip
+
+
+def _first_bad_rows(prep: Prepared, examples: int) -> list[tuple[int, str | None, str]]:
+    """A large file's first bad rows: batches read until ``examples`` are found."""
+    assert prep.source is not None and prep.batch_keys is not None
+    on = ["cust", *(f"_p{i}" for i in range(len(prep.phone_columns)))]
+    bad = prep.rows.filter(pl.col("err").is_not_null()).select(*on, "raw", "err")
+    found: list[tuple[int, str | None, str]] = []
+    seen = 0
+    if not bad.height or not examples:
+        return found
+    for batch in prep.source.batches(checked=True):
+        keys = prep.batch_keys(batch.df).with_row_index("row", offset=seen + 1)
+        seen += batch.df.height
+        hits = keys.join(bad, on=on, how="inner", nulls_equal=True, maintain_order="left")
+        found += hits.select(pl.col("row").cast(pl.Int64), "raw", "err").head(examples).rows()
+        if len(found) >= examples:
+            break
+    return found[:examples]
 
 
 def limit_to_first_keys(prep: Prepared, n: int) -> Prepared:

@@ -366,7 +366,7 @@ def _write_streamed(
         try:
             seen, wrote = 0, False
             empty = Batch(table.df, pl.Series("source_row", [], dtype=pl.Int64))
-            for batch in itertools.chain(source.batches(), [empty]):
+            for batch in itertools.chain(source.batches(checked=True), [empty]):
                 if batch is empty and wrote:
                     break
                 wrote = True

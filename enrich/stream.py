@@ -64,18 +64,20 @@ def source_for(
 ) -> StreamedTable | None:
     """The input as a table to read in batches, or ``None``: read it whole.
 
+    ``paths``: the run's outputs (``None``: ``enrich check``, which writes none).
     Never raises: a file with something wrong is read whole, and that reader says what.
     """
-    if paths is None or frames.is_stdio(cfg.input) or cfg.limit is not None:
+    if frames.is_stdio(cfg.input) or cfg.limit is not None:
         return None
     if cfg.header_row is not None or (cfg.encoding or "utf-8").lower() not in ("utf-8", "utf8"):
         return None
-    if paths.fmt not in ("csv", "parquet"):
-        return None
-    for target in (paths.output, paths.errors):
-        kind = named_type(target)
-        if kind is not None and kind.compression is not None:
+    if paths is not None:
+        if paths.fmt not in ("csv", "parquet"):
             return None
+        for target in (paths.output, paths.errors):
+            kind = named_type(target)
+            if kind is not None and kind.compression is not None:
+                return None
     try:
         kind = frames.file_type(cfg.input, role="input", given=cfg.input_format)
         size = check_input(cfg.input)

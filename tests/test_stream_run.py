@@ -139,3 +139,22 @@ def test_the_phases_are_logged(server: EmulatorServer) -> None:
     assert "reading: 0 of 0 MB (100 %)" in said
     assert "normalising: 9 of 9 distinct phone cells" in said
     assert "writing: 0 of 0 MB (100 %)" in said
+
+
+@pytest.mark.parametrize("examples", [0, 2, 5, 50])
+def test_count_keys_streamed_says_what_prepare_says(
+    monkeypatch: pytest.MonkeyPatch, examples: int
+) -> None:
+    from enrich.job import RunConfig
+    from enrich.prepare import count_keys
+
+    Path("in.csv").write_bytes(_csv(60))
+    cfg = RunConfig(input=Path("in.csv"), cust_space_id="S1", no_cache=True)
+    whole = count_keys(cfg, examples=examples)
+    monkeypatch.setenv("CAMS_ENRICH_STREAM_MIN_BYTES", "0")
+    monkeypatch.setenv("CAMS_ENRICH_STREAM_BATCH_BYTES", "50")
+    phases: list[str] = []
+    streamed = count_keys(cfg, examples=examples, on_phase=lambda p, d, t: phases.append(p))
+    assert "reading" in phases
+    assert streamed == whole
+    assert (whole.rows, whole.valid, len(whole.keys)) == (60, 42, 5)

@@ -94,10 +94,12 @@ class StreamedTable(Table):
     on_phase: Any = None
     """``Callable[[str, int, int], None]``: phase, done, total (bytes or rows)."""
 
-    def batches(self) -> Iterator[Batch]:
-        """The data rows in order, batch by batch."""
+    def batches(self, *, checked: bool = False) -> Iterator[Batch]:
+        """The data rows in order, batch by batch (``checked``: read before, do not check)."""
         if self.layout is not None:
-            return csv_batches(self.path, self.layout, batch_bytes=self.batch_bytes)
+            return csv_batches(
+                self.path, self.layout, batch_bytes=self.batch_bytes, checked=checked
+            )
         return parquet_batches(self.path, batch_rows=self.batch_rows)
 
 
@@ -147,7 +149,7 @@ def csv_layout(path: Path, separator: str | None, *, size: int) -> CsvLayout:
 
 
 def csv_batches(
-    path: Path, layout: CsvLayout, *, batch_bytes: int = BATCH_BYTES
+    path: Path, layout: CsvLayout, *, batch_bytes: int = BATCH_BYTES, checked: bool = False
 ) -> Iterator[Batch]:
     """The data rows of ``path`` in blocks of about ``batch_bytes``, blank records dropped.
 
@@ -176,7 +178,7 @@ def csv_batches(
                 continue
             chunk, pending = data[:cut], data[cut:]
             done += len(chunk)
-            batch, lines = _read_block(chunk, layout, first_line=line)
+            batch, lines = _read_block(chunk, layout, first_line=line, checked=checked)
             line += lines
             batch.bytes_read = done
             yield batch
@@ -184,24 +186,25 @@ def csv_batches(
                 return
 
 
-def _read_block(chunk: bytes, layout: CsvLayout, *, first_line: int) -> tuple[Batch, int]:
-    """One block of whole records: the batch, and the lines it spans."""
-    try:
-        text = chunk.decode("utf-8")
-    except UnicodeDecodeError:
-        raise NotStreamable("not UTF-8") from None
+def _read_block(
+    chunk: bytes, layout: CsvLayout, *, first_line: int, checked: bool = False
+) -> tuple[Batch, int]:
+    """One block of whole records: the batch, and the lines it spans.
+
+    ``checked``: the block was read before (pass 1), so it is not checked again.
+    """
     sep, width = layout.separator, len(layout.header)
-    if '"' not in text and text.count("\r") == text.count("\r\n"):
-        lines = text.count("\n") + (0 if text.endswith("\n") else 1)
-        rows = text.split("\n")
-        if rows[-1] == "":
-            rows.pop()
-        seps = pl.Series(rows, dtype=pl.String).str.count_matches(sep, literal=True)
-        blank = pl.Series(rows, dtype=pl.String).is_in(["", "\r"])
-        if not ((seps == width - 1) | blank).all():
-            raise NotStreamable("a ragged line")
-        starts = pl.int_range(first_line, first_line + len(rows), dtype=pl.Int64, eager=True)
+    if b'"' not in chunk and (b"\r" not in chunk or chunk.count(b"\r") == chunk.count(b"\r\n")):
+        n = chunk.count(b"\n")
+        lines = n + (0 if chunk.endswith(b"\n") else 1)
+        if not checked:
+            _check_lines(chunk, sep, width)
+        starts = pl.int_range(first_line, first_line + lines, dtype=pl.Int64, eager=True)
     else:
+        try:
+            text = chunk.decode("utf-8")
+        except UnicodeDecodeError:
+            raise NotStreamable("not UTF-8") from None
         breaks = len(_BREAK.findall(text))
         lines = breaks + (0 if text.endswith(("\n", "\r")) else 1)
         starts = _record_starts(text, sep, width, first_line)
@@ -225,6 +228,18 @@ def _read_block(chunk: bytes, layout: CsvLayout, *, first_line: int) -> tuple[Ba
         if not keep.all():
             df, source_rows = df.filter(keep), source_rows.filter(keep)
     return Batch(df, source_rows), lines
+
+
+def _check_lines(chunk: bytes, sep: str, width: int) -> None:
+    """Quote-free lines: valid UTF-8, each blank or with exactly ``width - 1`` separators."""
+    try:
+        text = chunk.decode("utf-8")
+    except UnicodeDecodeError:
+        raise NotStreamable("not UTF-8") from None
+    rows = pl.Series([text.removesuffix("\n")]).str.split("\n").explode()
+    ok = (rows.str.count_matches(sep, literal=True) == width - 1) | rows.is_in(["", "\r"])
+    if not ok.all():
+        raise NotStreamable("a ragged line")
 
 
 def _record_starts(text: str, sep: str, width: int, first_line: int) -> pl.Series:
