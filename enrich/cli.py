@@ -320,8 +320,9 @@ def run_command(ctx: click.Context, /, input_path: Path | None, **params: Any) -
     """Enrich INPUT (CSV, Parquet or XLSX) with WhatsApp business profiles.
 
     Writes the enriched file, an error report (CSV) and a run summary (JSON).
-    Credentials come from ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET
-    (and ALIBABA_CLOUD_SECURITY_TOKEN), never from a flag.
+    Credentials come from the standard Alibaba Cloud chain (the environment's
+    ALIBABA_CLOUD_ACCESS_KEY_ID / _SECRET, RRSA, an aliyun CLI or credentials.ini
+    profile, the ECS RAM role, ALIBABA_CLOUD_CREDENTIALS_URI), never from a flag.
 
     \b
     Examples:
