@@ -108,6 +108,12 @@ def _batches(items: list[Any]) -> Iterable[str]:
         yield json.dumps(items[i : i + _BATCH], ensure_ascii=False)
 
 
+def _frames(cursor: sqlite3.Cursor, schema: dict[str, pl.DataType]) -> Iterable[pl.DataFrame]:
+    """A query's rows as frames of 50,000: never a Python tuple for every row at once."""
+    while rows := cursor.fetchmany(50_000):
+        yield pl.DataFrame(rows, schema=schema, orient="row")
+
+
 class Ledger:
     """SQLite ledger of answers. ``path=None`` keeps it in memory (``--no-cache``)."""
 
@@ -150,17 +156,18 @@ class Ledger:
         million-row run never builds a Python object per answer. One statement per
         200,000 keys, joined against the table in SQLite.
         """
-        rows: list[tuple[Any, ...]] = []
+        frames: list[pl.DataFrame] = []
         for batch in _batches([list(key) for key in keys]):
-            rows += self._db.execute(
+            cursor = self._db.execute(
                 "SELECT a.cust_space_id, a.phone, a.status, a.payload, a.request_id,"
                 " a.fetched_at, a.error_code, a.error_message, a.http_status"
                 " FROM json_each(?) w JOIN answers a"
                 " ON a.cust_space_id = w.value ->> 0 AND a.phone = w.value ->> 1"
                 " WHERE a.fetched_at >= ?",
                 (batch, not_before),
-            ).fetchall()
-        return pl.DataFrame(rows, schema=RESULT_SCHEMA, orient="row")
+            )
+            frames += _frames(cursor, RESULT_SCHEMA)
+        return pl.concat(frames) if frames else pl.DataFrame(schema=RESULT_SCHEMA)
 
     def lookup_readings(self, raws: list[str], *, region: str | None, rules: str) -> pl.DataFrame:
         """The remembered readings of the cells ``raws`` (columns ``READING_SCHEMA``).
@@ -168,15 +175,16 @@ class Ledger:
         Only readings made under ``rules`` (``phones.NORMALIZER_VERSION``) and the same
         ``--default-region`` count: another phonenumbers or another rule reads anew.
         """
-        rows: list[tuple[Any, ...]] = []
+        frames: list[pl.DataFrame] = []
         for batch in _batches(raws):
-            rows += self._db.execute(
+            cursor = self._db.execute(
                 "SELECT s.raw, s.number, s.error, s.several FROM json_each(?) w"
                 " JOIN spellings s ON s.raw = w.value AND s.region = ?"
                 " WHERE s.rules = ?",
                 (batch, region or "", rules),
-            ).fetchall()
-        return pl.DataFrame(rows, schema=READING_SCHEMA, orient="row")
+            )
+            frames += _frames(cursor, READING_SCHEMA)
+        return pl.concat(frames) if frames else pl.DataFrame(schema=READING_SCHEMA)
 
     def remember_readings(self, readings: pl.DataFrame, *, region: str | None, rules: str) -> None:
         """Keep ``readings`` (columns ``READING_SCHEMA``) for later runs, in one transaction.

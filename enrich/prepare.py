@@ -39,6 +39,9 @@ __all__ = [
 #: Processes reading new cells when there are many (``phones.normalize_cells``).
 POOL_WORKERS = 2
 
+#: A large file's per-batch counts are merged once they hold this many groups.
+_MERGE_ROWS = 1_000_000
+
 #: The CustSpaceId ``--mock`` uses when none is given.
 DEMO_CUST_SPACE_ID = "demo-space"
 
@@ -212,22 +215,31 @@ def _prepare_streamed(cfg: RunConfig, table: StreamedTable) -> Prepared:
     _cust_series(cfg, table.df, 0)  # the missing-column and no-CustSpaceId errors first
     on = ["cust", *(f"_p{i}" for i in range(len(columns)))]
     groups: pl.DataFrame | None = None
+    parts: list[pl.DataFrame] = []
     seen = 0
+
+    def merged() -> pl.DataFrame:
+        both = pl.concat([*([groups] if groups is not None else []), *parts])
+        return both.group_by(on).agg(pl.col("n").sum(), pl.col("row").min())
+
     for batch in table.batches():
-        part = (
+        parts.append(
             group_keys(cfg, batch.df, columns)
             .with_row_index("row", offset=seen + 1)
             .group_by(on)
             .agg(pl.len().alias("n"), pl.col("row").min())
         )
         seen += batch.df.height
-        if groups is not None:
-            part = (
-                pl.concat([groups, part]).group_by(on).agg(pl.col("n").sum(), pl.col("row").min())
-            )
-        groups = part
+        # merged when the parts outgrow the groups so far: each row is merged a few
+        # times, not once per batch
+        if sum(p.height for p in parts) > max(
+            _MERGE_ROWS, groups.height if groups is not None else 0
+        ):
+            groups, parts = merged(), []
         if table.on_phase is not None:
             table.on_phase("reading", batch.bytes_read, table.size)
+    if parts:
+        groups = merged()
     if groups is None:
         groups = group_keys(cfg, table.df, columns).with_columns(
             pl.lit(0, pl.UInt32).alias("n"), pl.lit(0, pl.UInt32).alias("row")

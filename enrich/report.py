@@ -350,6 +350,11 @@ def _write_streamed(
     order[order.index("_raw") : order.index("_raw")] = ["_row", "_source_row"]
     table = source
     same_kind = table.fmt == "csv" and out_fmt == "csv"
+    if out_fmt == "csv":
+        # lists joined and API text neutralised once per group, not once per row
+        groups = for_spreadsheet(
+            groups, api_text_columns=API_TEXT_COLUMNS, list_columns=("bp_websites",)
+        )
     with frames.staged_outputs(targets, commit=commit) as (out_tmp, err_tmp, summary_tmp):
         out: CsvAppender | ParquetParts = (
             ParquetParts(out_tmp, shown=output)
@@ -385,13 +390,9 @@ def _write_streamed(
                 ).select(order)
                 frame = pl.concat([batch.df, bp], how="horizontal")
                 public = frame.select([c for c in frame.columns if not c.startswith("_")])
-                out.write(
-                    public
-                    if out_fmt == "parquet"
-                    else for_spreadsheet(
-                        public, api_text_columns=API_TEXT_COLUMNS, list_columns=("bp_websites",)
-                    )
-                )
+                if out_fmt == "csv" and table.fmt != "csv":  # nested input cells as text
+                    public = for_spreadsheet(public, api_text_columns=(), list_columns=())
+                out.write(public)
                 err.write(
                     for_spreadsheet(
                         error_frame(prep, frame), api_text_columns=_ERROR_API_TEXT, list_columns=()
