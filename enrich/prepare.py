@@ -222,7 +222,8 @@ def _prepare_streamed(cfg: RunConfig, table: StreamedTable) -> Prepared:
         both = pl.concat([*([groups] if groups is not None else []), *parts])
         return both.group_by(on).agg(pl.col("n").sum(), pl.col("row").min())
 
-    for batch in table.batches():
+    needed = [*columns, *([cfg.cust_space_column] if cfg.cust_space_column else [])]
+    for batch in table.batches(columns=list(dict.fromkeys(needed))):
         parts.append(
             group_keys(cfg, batch.df, columns)
             .with_row_index("row", offset=seen + 1)

@@ -20,6 +20,7 @@ import polars as pl
 
 from enrich import frames
 from enrich.cache import RESULT_SCHEMA
+from enrich.errors import InputError
 from enrich.frames.cells import for_spreadsheet
 from enrich.frames.stream import Batch, CsvAppender, ParquetParts
 from enrich.logs import one_line
@@ -324,6 +325,26 @@ def write_outputs(
     return warnings
 
 
+def _join_groups(keys: pl.DataFrame, groups: pl.DataFrame, on: list[str]) -> pl.DataFrame:
+    """Each row of a batch with its group's columns, in row order.
+
+    Joined on one 64-bit hash of the keys (a million groups: a hash table of
+    integers per batch, not of strings), then checked key by key; a batch where two
+    groups share a hash is joined on the keys themselves.
+    """
+    right = groups.rename({c: f"_g{c}" for c in on})
+    joined = keys.with_columns(pl.struct(on).hash().alias("_h")).join(
+        right, on="_h", how="left", maintain_order="left"
+    )
+    if joined.height == keys.height:
+        same = joined.select(
+            pl.all_horizontal(*(pl.col(c).eq_missing(pl.col(f"_g{c}")) for c in on))
+        )
+        if same.to_series().all():
+            return joined
+    return keys.join(groups, on=on, how="left", nulls_equal=True, maintain_order="left")
+
+
 def _write_summary(summary: Mapping[str, Any], tmp_path: Path, shown: Path) -> None:
     with frames.atomic_path(tmp_path, shown_as=shown) as tmp:
         tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", "utf-8")
@@ -347,6 +368,7 @@ def _write_streamed(
     output, errors, summary_path = targets
     on = ["_k_cust", *(f"_p{i}" for i in range(len(prep.phone_columns)))]
     order = [c for c in groups.columns if c not in (*on, "_n")]
+    groups = groups.with_columns(pl.struct(on).hash().alias("_h"))
     order[order.index("_raw") : order.index("_raw")] = ["_row", "_source_row"]
     table = source
     same_kind = table.fmt == "csv" and out_fmt == "csv"
@@ -385,9 +407,7 @@ def _write_streamed(
                     )
                 )
                 seen += height
-                bp = keys.join(
-                    groups, on=on, how="left", nulls_equal=True, maintain_order="left"
-                ).select(order)
+                bp = _join_groups(keys, groups, on).select(order)
                 frame = pl.concat([batch.df, bp], how="horizontal")
                 public = frame.select([c for c in frame.columns if not c.startswith("_")])
                 if out_fmt == "csv" and table.fmt != "csv":  # nested input cells as text
@@ -407,4 +427,8 @@ def _write_streamed(
             raise
         out.close()
         err.close()
+        if source.path.stat().st_size != source.size:
+            raise InputError(
+                f"{source.path} changed while it was read; run again once it is complete"
+            )
         _write_summary(summary, summary_tmp, summary_path)

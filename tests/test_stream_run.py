@@ -48,6 +48,7 @@ def both_ways(
                     env={"CAMS_ENRICH_STREAM_MIN_BYTES": "0",
                          "CAMS_ENRICH_STREAM_BATCH_BYTES": str(batch)})  # fmt: skip
     assert streamed.exit_code == eager.exit_code, streamed.stderr
+    assert "normalising: " in streamed.stderr, "not streamed: read whole"
     return f"eager{out_ext}", f"streamed{out_ext}", streamed
 
 

@@ -22,7 +22,7 @@ import io
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -94,11 +94,18 @@ class StreamedTable(Table):
     on_phase: Any = None
     """``Callable[[str, int, int], None]``: phase, done, total (bytes or rows)."""
 
-    def batches(self, *, checked: bool = False) -> Iterator[Batch]:
-        """The data rows in order, batch by batch (``checked``: read before, do not check)."""
+    def batches(
+        self, *, checked: bool = False, columns: Sequence[str] | None = None
+    ) -> Iterator[Batch]:
+        """The data rows in order, batch by batch (``checked``: read before, do not check;
+        ``columns``: only these are needed, a batch may hold only them)."""
         if self.layout is not None:
             return csv_batches(
-                self.path, self.layout, batch_bytes=self.batch_bytes, checked=checked
+                self.path,
+                self.layout,
+                batch_bytes=self.batch_bytes,
+                checked=checked,
+                columns=columns,
             )
         return parquet_batches(self.path, batch_rows=self.batch_rows)
 
@@ -149,9 +156,16 @@ def csv_layout(path: Path, separator: str | None, *, size: int) -> CsvLayout:
 
 
 def csv_batches(
-    path: Path, layout: CsvLayout, *, batch_bytes: int = BATCH_BYTES, checked: bool = False
+    path: Path,
+    layout: CsvLayout,
+    *,
+    batch_bytes: int = BATCH_BYTES,
+    checked: bool = False,
+    columns: Sequence[str] | None = None,
 ) -> Iterator[Batch]:
     """The data rows of ``path`` in blocks of about ``batch_bytes``, blank records dropped.
+
+    ``columns``: only these are needed (pass 1); a batch may then hold only them.
 
     Raises:
         NotStreamable: a block the whole-file reader would refuse or read otherwise.
@@ -178,7 +192,9 @@ def csv_batches(
                 continue
             chunk, pending = data[:cut], data[cut:]
             done += len(chunk)
-            batch, lines = _read_block(chunk, layout, first_line=line, checked=checked)
+            batch, lines = _read_block(
+                chunk, layout, first_line=line, checked=checked, columns=columns
+            )
             line += lines
             batch.bytes_read = done
             yield batch
@@ -187,20 +203,27 @@ def csv_batches(
 
 
 def _read_block(
-    chunk: bytes, layout: CsvLayout, *, first_line: int, checked: bool = False
+    chunk: bytes,
+    layout: CsvLayout,
+    *,
+    first_line: int,
+    checked: bool = False,
+    columns: Sequence[str] | None = None,
 ) -> tuple[Batch, int]:
     """One block of whole records: the batch, and the lines it spans.
 
     ``checked``: the block was read before (pass 1), so it is not checked again.
     """
     sep, width = layout.separator, len(layout.header)
+    blank: pl.Series | None = None
     if b'"' not in chunk and (b"\r" not in chunk or chunk.count(b"\r") == chunk.count(b"\r\n")):
         n = chunk.count(b"\n")
         lines = n + (0 if chunk.endswith(b"\n") else 1)
         if not checked:
-            _check_lines(chunk, sep, width)
+            blank = _check_lines(chunk, sep, width)
         starts = pl.int_range(first_line, first_line + lines, dtype=pl.Int64, eager=True)
     else:
+        columns = None
         try:
             text = chunk.decode("utf-8")
         except UnicodeDecodeError:
@@ -217,21 +240,29 @@ def _read_block(
             quote_char='"',
             raise_if_empty=False,
             truncate_ragged_lines=False,
+            columns=None if columns is None or blank is None else list(columns),
         )
     except (PolarsError, pl.exceptions.PanicException, ValueError):
         raise NotStreamable("polars cannot read a block") from None
-    if df.columns != layout.header or df.height != starts.len():
+    wanted = layout.header
+    if columns is not None and blank is not None:
+        wanted = list(columns)  # polars gives them in the order asked
+    if df.columns != wanted or df.height != starts.len():
         raise NotStreamable("polars reads a block otherwise")
     source_rows = starts.alias("source_row")
-    if df.height:
+    if blank is not None and columns is not None:
+        if blank.any():  # the lines tell which records are blank: not every column is read
+            df, source_rows = df.filter(~blank), source_rows.filter(~blank)
+    elif df.height:
         keep = df.select(~pl.all_horizontal(pl.all().is_null() | (pl.all() == ""))).to_series()
         if not keep.all():
             df, source_rows = df.filter(keep), source_rows.filter(keep)
     return Batch(df, source_rows), lines
 
 
-def _check_lines(chunk: bytes, sep: str, width: int) -> None:
-    """Quote-free lines: valid UTF-8, each blank or with exactly ``width - 1`` separators."""
+def _check_lines(chunk: bytes, sep: str, width: int) -> pl.Series:
+    """Quote-free lines: valid UTF-8, each blank or with exactly ``width - 1`` separators;
+    which lines are blank records (nothing but separators)."""
     try:
         text = chunk.decode("utf-8")
     except UnicodeDecodeError:
@@ -240,6 +271,7 @@ def _check_lines(chunk: bytes, sep: str, width: int) -> None:
     ok = (rows.str.count_matches(sep, literal=True) == width - 1) | rows.is_in(["", "\r"])
     if not ok.all():
         raise NotStreamable("a ragged line")
+    return rows.str.strip_chars(sep + "\r") == ""
 
 
 def _record_starts(text: str, sep: str, width: int, first_line: int) -> pl.Series:
