@@ -235,7 +235,8 @@ class AdaptParams:
     noise_share: float = 0.75
     noise_sample: int = 3  # … judged over at least this many answers
     trim: float = 0.9
-    trim_ceiling: float = 0.95
+    trim_ceiling: float = 0.95  # … and a ceiling, when trimmed at its edge twice in …
+    trim_again_s: float = 5.0
     # a real limit this soon after the probes got through to --rate says they were wrong
     # (what was admitted above the ceiling was taken from another process): it stands
     relearn_s: float = 10.0
@@ -377,10 +378,20 @@ class Throttle:
         mine = self._in_window(self._admitted, anchor)
         if self._probe is not None and released >= self._probe.start:
             self._probe_refused(now)
-        elif self._relearn(now, mine) is None and self._noise_like(released, mine):
+        elif (
+            self._relearn(now, mine) is None
+            and not self._share_dropped(mine)
+            and self._noise_like(released, mine)
+        ):
             self._trim(now, released, mine)
         else:
             self._decrease(now, mine)
+
+    def _share_dropped(self, mine: int) -> bool:
+        """Under a ceiling, a whole request a second fewer admitted than its edge sends."""
+        if self._ceiling is None:
+            return False
+        return mine <= (self._edge() - 1 / self.params.window_s) * self.params.window_s
 
     def _noise_like(self, released: float, mine: int) -> bool:
         """Nearly all of ours answered in the window before this one were admitted.
@@ -406,12 +417,14 @@ class Throttle:
         p = self.params
         if released < self._last_trim + p.window_s:
             return
+        again = now - self._last_trim < p.trim_again_s
         self.throttle_events += 1
         self._last_trim = now
         self._last_growth = now
         pace = self.pace * p.trim
-        if self._ceiling is not None and self.pace >= 0.98 * self._edge():
-            # (whole requests: one fewer admitted in a window can be the window's phase)
+        if again and self._ceiling is not None and self.pace >= 0.98 * self._edge():
+            # refused at the edge again and again: the ceiling is a little high (whole
+            # requests: one fewer admitted in a window can be the window's phase)
             self._ceiling = min(self._ceiling * p.trim_ceiling, (mine + 1) / p.window_s)
             pace = min(pace, self._edge())
         self._set_pace(pace)
