@@ -196,7 +196,12 @@ def enriched_frame(
         pl.col("r_attempts").fill_null(0).alias("_attempts"),
     )
     if streamed:
-        # one row per distinct (CustSpaceId, phone cells): the batches are joined to it
+        # one row per distinct (CustSpaceId, phone cells): the batches are joined to it.
+        # For a text output its API text is neutralised here, once per group (it is
+        # idempotent); bp_error_code stays as the counts want it, done per batch.
+        if join_websites:
+            api = [c for c in API_TEXT_COLUMNS if c != "bp_error_code"]
+            bp = for_spreadsheet(bp, api_text_columns=api, list_columns=())
         return bp
     return pl.concat([prep.table.df, bp], how="horizontal")
 
@@ -372,11 +377,6 @@ def _write_streamed(
     order[order.index("_raw") : order.index("_raw")] = ["_row", "_source_row"]
     table = source
     same_kind = table.fmt == "csv" and out_fmt == "csv"
-    if out_fmt == "csv":
-        # lists joined and API text neutralised once per group, not once per row
-        groups = for_spreadsheet(
-            groups, api_text_columns=API_TEXT_COLUMNS, list_columns=("bp_websites",)
-        )
     with frames.staged_outputs(targets, commit=commit) as (out_tmp, err_tmp, summary_tmp):
         out: CsvAppender | ParquetParts = (
             ParquetParts(out_tmp, shown=output)
@@ -410,8 +410,13 @@ def _write_streamed(
                 bp = _join_groups(keys, groups, on).select(order)
                 frame = pl.concat([batch.df, bp], how="horizontal")
                 public = frame.select([c for c in frame.columns if not c.startswith("_")])
-                if out_fmt == "csv" and table.fmt != "csv":  # nested input cells as text
-                    public = for_spreadsheet(public, api_text_columns=(), list_columns=())
+                if out_fmt == "csv":  # nested input cells as text; the error codes
+                    flat = for_spreadsheet(
+                        public if table.fmt != "csv" else public.select("bp_error_code"),
+                        api_text_columns=("bp_error_code",),
+                        list_columns=(),
+                    )
+                    public = public.with_columns(flat.get_columns())
                 out.write(public)
                 err.write(
                     for_spreadsheet(
