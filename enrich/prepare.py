@@ -399,6 +399,8 @@ class KeyCounts:
     keys: list[Key]
     invalid_examples: list[tuple[int, str | None, str]]
     """The first bad rows: (row, phone cell, error code)."""
+    rows_in_file: int
+    """Data rows before ``--limit``."""
 
     @property
     def valid(self) -> int:
@@ -417,6 +419,7 @@ def count_keys(
     """
     source = stream.source_for(cfg, None, on_phase=on_phase)
     prep = prepare(cfg, table=source)
+    rows_in_file = prep.n_rows
     if cfg.limit is not None:
         prep = limit_to_first_keys(prep, cfg.limit)
     if prep.source is None or prep.batch_keys is None:
@@ -426,7 +429,7 @@ def count_keys(
         shown = _first_bad_rows(prep, examples)
     return KeyCounts(
         prep.phone_column, prep.n_rows, prep.invalid, prep.missing_space,
-        prep.multi_number_cells, prep.keys, shown,
+        prep.multi_number_cells, prep.keys, shown, rows_in_file,
     )  # fmt: skip
 
 
