@@ -49,11 +49,12 @@ from enrich.emulator.stats import max_in_window
 from enrich.fanout import FanOut
 from enrich.limiter import ConcurrencyGate, Throttle
 from enrich.logs import Log
+from enrich.quota import QuotaParams
 from enrich.retry import RetryPolicy
 from enrich.types import Answer, Profile
 
 RATE = 10
-PACE = 9.75  # the quota's pace: 97.5 % of --rate 10
+PACE = 10 * QuotaParams().headroom  # the quota's pace at --rate 10
 LATENCY_S = 0.05
 RUN_TIMEOUT_S = 40.0
 
@@ -131,6 +132,20 @@ class Run:
     n: int
 
 
+#: every run a test started, so none outlives its test (a failed assertion included)
+_STARTED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_run_left_behind() -> Iterator[None]:
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
 def start_run(tmp: Path, server: EmulatorServer, index: int, n: int, quota: str, *,
               home: Path | None = None) -> Run:
     """``enrich run`` over ``n`` numbers of its own, its own cache, on store ``quota``."""
@@ -150,6 +165,7 @@ def start_run(tmp: Path, server: EmulatorServer, index: int, n: int, quota: str,
            "--quota", quota]
     proc = subprocess.Popen(cmd, env=env, cwd=folder, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _STARTED.append(proc)
     return Run(index, proc, summary, n)
 
 
@@ -167,7 +183,7 @@ def finish(run: Run) -> dict[str, Any]:
         json.loads(line)  # --log-format json: every stderr line is an event
     summary: dict[str, Any] = json.loads(run.summary.read_text())
     assert summary["ok"] + summary["no_profile"] == run.n, summary
-    assert summary["api_calls"] == run.n, summary
+    assert summary["api_calls"] == run.n, json.dumps(summary)
     assert summary["throttled"] == 0, summary
     return summary
 

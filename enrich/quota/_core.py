@@ -50,16 +50,25 @@ from dataclasses import dataclass
 __all__ = ["MemberState", "QuotaParams", "Step", "clamp_ahead", "step", "window_rate"]
 
 
+#: ``QuotaParams.lead_s``'s default (the Redis script's too).
+LEAD_S = 0.03
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QuotaParams:
     """The tunables of the shared quota (defaults chosen with ``bench/bench_quota.py``)."""
 
-    headroom: float = 0.975  # pace at this share of the smallest --rate
+    headroom: float = 0.96  # pace at this share of the smallest --rate (see below)
     heartbeat_s: float = 0.2  # a member refreshes its heartbeat this often
     ttl_s: float = 0.8  # … and is dropped when it is this old (kill -9, a lost host)
     idle_grace_s: float = 0.05  # a member stops counting as busy this long after its due slot
     backlog_s: float = 0.1  # asked within this of its previous slot: it has requests queued
     horizon_s: float = 0.02  # a batch of slots spans at most this
+    # A slot is never granted sooner than this after the store's clock: it reaches its
+    # run before its moment and is used on time, whatever the grant took (SQLite on a
+    # busy thread, a Redis round trip). A slot granted in the past would leave at once,
+    # later than its moment, and bunch with the next one: 11 in a sliding second.
+    lead_s: float = LEAD_S
     lost_timeout_s: float = 60.0  # acquire gives up after the store is gone this long
     retry_s: float = 0.5  # try the lost store again this often
     store_timeout_s: float = 2.0  # one store operation (a Redis socket, SQLite's busy wait)
@@ -138,7 +147,7 @@ def step(
 
     slots: list[float] = []
     while len(slots) < max(1, want):
-        slot = max(now, tat, mine.next)
+        slot = max(now + params.lead_s, tat, mine.next)
         if slots and (mine.next > tat or slot > slots[0] + params.horizon_s):
             break
         slots.append(slot)

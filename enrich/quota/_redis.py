@@ -30,7 +30,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from enrich.quota._core import QuotaParams, window_rate
+from enrich.quota._core import LEAD_S, QuotaParams, window_rate
 from enrich.quota._spec import RedisSpec, scrub
 from enrich.quota._types import BudgetStatus, MemberInfo, MemberStatus, StoreUnavailable
 from enrich.quota._util import budget_status, one_line
@@ -68,7 +68,7 @@ end
 #: KEYS: tat hb m info budgets. ARGV: id rate want info_json budget headroom ttl
 #: idle_grace backlog_s horizon now_override gprefix expire_ms.
 #: Returns {now, pace, busy, slot...} as strings.
-ACQUIRE_LUA = _LUA_COMMON + """
+ACQUIRE_LUA = _LUA_COMMON + f"local LEAD_S = {LEAD_S!r}\n" + """
 local id, rate, want = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local headroom, ttl, grace = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local backlog_s, horizon, gprefix = tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[12]
@@ -115,7 +115,7 @@ end
 
 local slots = {}
 while #slots < math.max(1, want) do
-  local slot = math.max(now, tat, mine.next)
+  local slot = math.max(now + LEAD_S, tat, mine.next)
   if #slots > 0 and (mine.next > tat or slot > slots[1] + horizon) then break end
   slots[#slots + 1] = slot
   tat = slot + gap
