@@ -15,6 +15,9 @@ Scenarios (``--only`` takes a comma-separated subset):
   arrival rate from then on.
 - ``join``: N numbers (400); the second process starts at 5/s 10 s into the run.
 
+``--numbers`` replaces every scenario's N (e.g. 3000 for a long run beside the other
+process).
+
 ``--old PATH`` runs every scenario a second time with the Throttle of another
 ``enrich/limiter.py`` (e.g. ``git show <commit>:enrich/limiter.py > /tmp/old_limiter.py``):
 the ``enrich run`` subprocess is started with that module in place of
@@ -28,6 +31,7 @@ the Throttle alone paces it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import signal
 import subprocess
@@ -101,7 +105,7 @@ def _enrich(limiter: str, inp: Path, url: str, out: Path, cust: str) -> tuple[An
         "--rate", "10", "--cust-space-id", cust, "--no-progress", "--log-format", "json",
         "--no-cache", "--quota", "off",
     ]  # fmt: skip
-    cost = run_measured(cmd, env=clean_env(), timeout_s=600, cwd=ROOT)
+    cost = run_measured(cmd, env=clean_env(), timeout_s=3600, cwd=ROOT)
     if cost.returncode != 0:
         tail = " | ".join(cost.stderr.strip().splitlines()[-3:])
         print(f"  ! enrich exited {cost.returncode}: {tail}", file=sys.stderr)
@@ -148,9 +152,11 @@ def _recovery(times: list[float], stop: float) -> tuple[float | None, float]:
     return back, rate
 
 
-def run_one(name: str, limiter: str, tmp: Path, seed: int) -> list[object]:
+def run_one(name: str, limiter: str, tmp: Path, seed: int, n: int | None) -> list[object]:
     """One scenario with one limiter: a row of figures."""
     setup = SETUPS[name]
+    if n is not None:
+        setup = dataclasses.replace(setup, numbers=n)
     extra = [*setup.faults, "--seed", str(seed)] if setup.faults else []
     with Emulator(latency_ms=setup.latency_ms, rate_limit=10, extra=extra) as emu:
         inp = write_phone_csv(tmp / f"{name}.csv", numbers(setup.numbers))
@@ -159,7 +165,7 @@ def run_one(name: str, limiter: str, tmp: Path, seed: int) -> list[object]:
         others: list[subprocess.Popen[str]] = []
 
         def start_other() -> None:
-            others.append(_other(emu.url, setup.other_rate, setup.other_for_s or 600))
+            others.append(_other(emu.url, setup.other_rate, setup.other_for_s or 3600))
 
         timer = None
         if setup.other_rate and setup.other_start_s < 0:
@@ -212,6 +218,7 @@ def main() -> int:
     parser.add_argument("--old", default=None, help="another enrich/limiter.py to compare with")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--seed", type=int, default=7, help="of the emulator's random faults")
+    parser.add_argument("--numbers", type=int, default=None, help="instead of each scenario's")
     args = parser.parse_args()
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = [s for s in only if s not in SCENARIOS]
@@ -225,7 +232,7 @@ def main() -> int:
             for i in range(args.repeat):
                 for limiter in limiters:
                     print(f"{name} ({'new' if limiter == '-' else 'old'}) ...", file=sys.stderr)
-                    rows.append(run_one(name, limiter, Path(tmp_name), args.seed + i))
+                    rows.append(run_one(name, limiter, Path(tmp_name), args.seed + i, args.numbers))
                     print("  " + " | ".join(str(c) for c in rows[-1]), file=sys.stderr)
     print(f"## enrich --rate 10 against the emulator's 10/s limit — {machine()}\n")
     headers = ["scenario", "limiter", "calls", "throttled", "req/s (summary)", "effective/s",

@@ -234,6 +234,7 @@ class AdaptParams:
     # is noise, or the very edge of the limit: it only trims the pace (and a ceiling)
     noise_share: float = 0.75
     noise_sample: int = 3  # … judged over at least this many answers
+    probe_noise_share: float = 0.9  # … and during the probes after one got through
     trim: float = 0.9
     trim_ceiling: float = 0.95  # … and a ceiling, when trimmed at its edge twice in …
     trim_again_s: float = 5.0
@@ -376,12 +377,15 @@ class Throttle:
         start = released - p.window_s
         anchor = min((t for t in self._refused if t > start), default=released)
         mine = self._in_window(self._admitted, anchor)
-        if self._probe is not None and released >= self._probe.start:
-            self._probe_refused(now)
+        probe = self._probe
+        if probe is not None and released >= probe.start:
+            if probe.step == 0 or not self._noise_like(released, p.probe_noise_share):
+                self._probe_refused(now)
+            # (past a probe that got through, one refused among many admitted is noise)
         elif (
             self._relearn(now, mine) is None
             and not self._share_dropped(mine)
-            and self._noise_like(released, mine)
+            and self._noise_like(released)
         ):
             self._trim(now, released, mine)
         else:
@@ -393,19 +397,24 @@ class Throttle:
             return False
         return mine <= (self._edge() - 1 / self.params.window_s) * self.params.window_s
 
-    def _noise_like(self, released: float, mine: int) -> bool:
+    def _noise_like(self, released: float, share: float | None = None) -> bool:
         """Nearly all of ours answered in the window before this one were admitted.
 
-        In the run's first window (not yet full of our requests) only a throttle with no
-        other refused before it: beside another process, a run starting at full pace is
-        admitted its share and then refused again and again.
+        In the run's first window (not yet full of our requests), a throttle with no other
+        refused before it, or with some admitted since the first one refused: beside
+        another process, a run starting at full pace is admitted its share and then
+        refused again and again.
         """
         p = self.params
+        mine = self._in_window(self._admitted, released)
         refused = self._in_window(self._refused, released)
         if self._first is None or released < self._first + p.window_s:
-            return refused <= 1 and mine > 0
+            # a full window refuses everything after it fills; noise falls here and there
+            first = min(t for t in self._refused if t > released - p.window_s)
+            between = sum(1 for t in self._admitted if first < t < released)
+            return mine > 0 and (refused <= 1 or between >= 2)
         answered = mine + refused
-        return answered >= p.noise_sample and mine >= p.noise_share * answered
+        return answered >= p.noise_sample and mine >= (share or p.noise_share) * answered
 
     def _trim(self, now: float, released: float, mine: int) -> None:
         """Noise, or the very edge of the limit: trim the pace a little, and climb back.
@@ -450,15 +459,19 @@ class Throttle:
         if self._passed is None:
             return None
         when, base = self._passed
-        if now - when < self.params.relearn_s and mine <= self._top(base, 0) * self.params.window_s:
-            return min(base, mine / self.params.window_s) if mine else base
+        top = self._top(base, 0)
+        # (a first probe that already went to --rate cannot tell this from noise)
+        window = self.params.window_s
+        if now - when < self.params.relearn_s and mine <= top * window and top < self.max_pace:
+            return min(base, mine / window) if mine else base
         return None
 
     def _decrease(self, now: float, mine: int) -> None:
         """A real limit: cut the pace to under the rate the service admitted."""
         p = self.params
         first = self._ceiling is None
-        factor = p.first_decrease if first else p.decrease
+        # halve the pace on a first throttle that says nothing of the rate admitted
+        factor = p.first_decrease if first and not mine else p.decrease
         self.throttle_events += 1
         pace = self.pace * factor
         relearnt = self._relearn(now, mine)

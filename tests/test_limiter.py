@@ -194,6 +194,34 @@ async def _admitted() -> None:
     assert 0 < above <= 3 * p.window_s  # three probes in 18 s, a window each
 
 
+def test_a_lone_refusal_at_the_edge_of_a_ceiling_is_jitter_a_repeated_one_lowers_it() -> None:
+    asyncio.run(_edge())
+
+
+async def _edge() -> None:
+    clock = FakeClock()
+    p = AdaptParams(quiet_s=1000)  # no probe in this test
+    th = Throttle(10, params=p, clock=clock)
+    for i in range(6):  # as above: a ceiling of 4/s
+        clock.t = 2.0 + i / 10
+        await th.acquire()
+    clock.t = 2.7
+    for _ in range(4):
+        th.on_success()
+    th.on_throttle()
+    th.on_throttle()
+    edge = 4 * p.near
+    _at_the_pace(th, clock, 2.7 + p.trim_again_s + 1)
+    assert th.pace == pytest.approx(edge)
+    th.on_throttle()  # one refused among what the edge sends: trimmed, then back …
+    assert th.pace == pytest.approx(edge * p.trim)
+    _at_the_pace(th, clock, clock.t + 2)
+    assert th.pace == pytest.approx(edge)  # … to the same edge
+    th.on_throttle()  # refused at the edge again soon after: the ceiling was a bit high
+    _at_the_pace(th, clock, clock.t + 2)
+    assert th.pace == pytest.approx(4 * p.trim_ceiling * p.near)
+
+
 def test_the_first_decrease_holds_releases_until_the_window_has_room() -> None:
     asyncio.run(_drain())
 
