@@ -7,12 +7,10 @@ import time
 from dataclasses import replace
 from typing import Any
 
-import polars as pl
-
 from enrich.cache import Ledger
 from enrich.job import RunConfig
 from enrich.limiter import AdaptParams
-from enrich.prepare import DEMO_CUST_SPACE_ID, cache_path_for, limit_to_first_keys, prepare
+from enrich.prepare import DEMO_CUST_SPACE_ID, cache_path_for, count_keys
 
 __all__ = ["check", "render_check"]
 
@@ -32,36 +30,32 @@ def check(cfg: RunConfig, *, now: float | None = None, examples: int = 5) -> dic
     if not cfg.cust_space_id and not cfg.cust_space_column:
         # counting needs no CustSpaceId; --mock runs use the demo one
         cfg = replace(cfg, cust_space_id=DEMO_CUST_SPACE_ID if cfg.mock else "(none)")
-    prep = prepare(cfg)
-    rows_in_file = prep.n_rows
-    if cfg.limit is not None:
-        prep = limit_to_first_keys(prep, cfg.limit)
+    counts = count_keys(cfg, examples=examples)  # a large file is read in batches
     cache_path = cache_path_for(cfg)
     fresh: int | None = 0
     if not space_known:
         fresh = None
     elif cache_path is not None and cache_path.exists():
         with Ledger(cache_path) as ledger:
-            fresh = ledger.lookup_frame(prep.keys, not_before=when - cfg.max_age_s).height
-    bad = prep.rows.filter(pl.col("err").is_not_null())
-    valid_rows = prep.n_rows - bad.height
-    calls = len(prep.keys) - (fresh or 0)
+            fresh = ledger.lookup_frame(counts.keys, not_before=when - cfg.max_age_s).height
+    calls = len(counts.keys) - (fresh or 0)
     pace = cfg.rate * AdaptParams().headroom
     return {
         "input": str(cfg.input),
-        "phone_column": prep.phone_column,
-        "rows": prep.n_rows,
-        "rows_in_file": rows_in_file,
+        "phone_column": counts.phone_column,
+        "rows": counts.rows,
+        "rows_in_file": counts.rows_in_file,
         "limit": cfg.limit,
-        "valid": valid_rows,
-        "invalid": prep.invalid,
-        "missing_cust_space_id": prep.missing_space,
+        "valid": counts.valid,
+        "invalid": counts.invalid,
+        "missing_cust_space_id": counts.missing_space,
+        "multi_number_cells": counts.multi_number_cells,
         "invalid_examples": [
             {"row": row, "phone": raw, "error_code": err}
-            for row, raw, err in bad.select("row", "raw", "err").head(examples).iter_rows()
+            for row, raw, err in counts.invalid_examples
         ],
-        "unique_numbers": len(prep.keys),
-        "duplicates": valid_rows - len(prep.keys),
+        "unique_numbers": len(counts.keys),
+        "duplicates": counts.valid - len(counts.keys),
         "cache": None if cache_path is None else str(cache_path),
         "fresh_in_cache": fresh,
         "calls_needed": calls,
@@ -108,6 +102,9 @@ def render_check(r: dict[str, Any]) -> str:
         lines.append(f"  … and {more} more (all of them in the run's error report)")
     if r["missing_cust_space_id"]:
         lines.append(f"no CustSpaceId   {r['missing_cust_space_id']}")
+    if r.get("multi_number_cells"):
+        n = r["multi_number_cells"]
+        lines.append(f"several numbers  {n} cells (the first valid one is used)")
     lines += [
         f"duplicates       {r['duplicates']}",
         f"distinct numbers {r['unique_numbers']}",
