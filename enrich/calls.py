@@ -62,6 +62,9 @@ class Seams:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     log: Log | None = None
     on_progress: Callable[[Progress], None] | None = None
+    on_phase: Callable[[str, int, int], None] | None = None
+    """A large file's reading, normalising and writing: ``(phase, done, total)`` at every
+    batch (``stream.OnPhase``), e.g. ``presentation.Presentation.on_phase``."""
     install_signal_handlers: bool = True
     progress_every_s: float = 30.0
 

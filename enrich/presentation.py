@@ -120,6 +120,7 @@ class Presentation:
         self._console: Console | None = console
         self._bar: RichProgress | None = None
         self._task: TaskID | None = None
+        self._phases: dict[str, TaskID] = {}
 
     def __enter__(self) -> Presentation:
         if not self._want_bar:
@@ -162,6 +163,19 @@ class Presentation:
         if self._task is None:
             self._task = self._bar.add_task("enrich", total=p.total, **fields)
         self._bar.update(self._task, total=p.total, completed=p.done, **fields)
+
+    def on_phase(self, phase: str, done: int, total: int) -> None:
+        """A large file's ``reading``, ``normalising`` or ``writing`` (``Seams.on_phase``):
+        a line of its own per phase, above the calls' bar; ``reading`` and ``writing``
+        count bytes of the input, ``normalising`` distinct phone cells."""
+        if self._bar is None:
+            return
+        task = self._phases.get(phase)
+        if task is None:
+            task = self._phases[phase] = self._bar.add_task(
+                phase, total=total, phase=phase, unit="MB" if phase != "normalising" else ""
+            )
+        self._bar.update(task, total=total, completed=min(done, total))
 
     def final_table(self, summary: Mapping[str, Any]) -> None:
         """The outcome as a table, under the bar (only when the bar is shown)."""
@@ -213,6 +227,8 @@ def _fitting_progress(console: Console) -> RichProgress:
                     yield self._line(task)
 
         def _line(self, task: Task) -> RenderableType:
+            if "phase" in task.fields:
+                return self._phase_line(task)
             cells = {name: col.render(task) for name, col in parts.items() if name != "bar"}
             widths = {name: self.console.measure(cell).maximum for name, cell in cells.items()}
             shown, bar_width = fit_bar(widths, self.console.width)
@@ -220,6 +236,41 @@ def _fitting_progress(console: Console) -> RichProgress:
             grid = Table.grid(*(Column(no_wrap=True) for _ in shown), padding=(0, 1))
             grid.add_row(*(bar.render(task) if name == "bar" else cells[name] for name in shown))
             return grid
+
+        def _phase_line(self, task: Task) -> RenderableType:
+            """``reading  ━━━━━━━━━  312/638 MB  49 %  0:00:12``: a large file's phase.
+
+            On a narrow line the elapsed time goes first, then the share, the bar,
+            the phase's name; the count stays."""
+            done, total = task.completed, task.total or 0
+            if task.fields.get("unit") == "MB":
+                count = f"{done / 1e6:.0f}/{total / 1e6:.0f} MB"
+            else:
+                count = f"{done:.0f}/{total:.0f}"
+            cells: dict[str, RenderableType] = {
+                "name": Text(f"{task.fields['phase']:<11}"),
+                "count": Text(count),
+                "share": Text(f"{100.0 * done / total if total else 100.0:3.0f} %"),
+                "elapsed": elapsed.render(task),
+            }
+            widths = {name: self.console.measure(cell).maximum for name, cell in cells.items()}
+            shown = ["name", "bar", "count", "share", "elapsed"]
+            for gone in (None, "elapsed", "share", "bar", "name"):
+                if gone is not None:
+                    shown.remove(gone)
+                room = self.console.width - sum(widths[n] for n in shown if n != "bar")
+                room -= len(shown) - 1
+                if "bar" not in shown and room >= 0:
+                    break
+                if "bar" in shown and room >= _BAR_MIN:
+                    phase_bar.bar_width = min(_BAR_WIDTH, room)
+                    break
+            grid = Table.grid(*(Column(no_wrap=True) for _ in shown), padding=(0, 1))
+            grid.add_row(*(phase_bar.render(task) if n == "bar" else cells[n] for n in shown))
+            return grid
+
+    phase_bar = BarColumn(bar_width=_BAR_WIDTH)
+    elapsed = TimeElapsedColumn()
 
     return FittingProgress(
         *parts.values(),

@@ -193,7 +193,7 @@ class _Run:
                     self.cfg, self.paths, on_phase=stream.PhaseProgress(
                         lambda *p: self.log.info("progress", stream.log_line(*p), phase=p[0],
                                                  done=p[1], total=p[2]),
-                        every_s=self.seams.progress_every_s,
+                        every_s=self.seams.progress_every_s, also=self.seams.on_phase,
                     ),
                 )  # fmt: skip
                 prep = self.prep = _prepare(self.cfg, self.log, table=table, provider=self.provider)

@@ -114,7 +114,8 @@ def source_for(
 
 @dataclass
 class PhaseProgress:
-    """Calls ``report`` at most every ``every_s`` seconds per phase, and at each phase's end.
+    """Calls ``report`` at most every ``every_s`` seconds per phase, and at each phase's end;
+    ``also`` (a terminal's bar, ``Seams.on_phase``) at every call.
 
     ``report(phase, done, total)``: ``reading`` and ``writing`` count bytes of the
     input, ``normalising`` distinct phone cells.
@@ -123,10 +124,13 @@ class PhaseProgress:
     report: OnPhase
     every_s: float = 30.0
     clock: Callable[[], float] = time.monotonic
+    also: OnPhase | None = None
     _last: float = 0.0
     _phase: str = ""
 
     def __call__(self, phase: str, done: int, total: int) -> None:
+        if self.also is not None:
+            self.also(phase, done, total)
         now = self.clock()
         if phase != self._phase or done >= total or now - self._last >= self.every_s:
             self._phase, self._last = phase, now
