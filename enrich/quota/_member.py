@@ -203,8 +203,9 @@ class Member:
             async with self._fetch:
                 if self._slots:
                     break
-                # at most one batch of the budget's future at a time
-                delay = self._last_deadline - loop.time()
+                # at most one batch of the budget's future at a time, asked for as far
+                # ahead of its last slot as a slot is granted ahead of the store's clock
+                delay = self._last_deadline - self._params.lead_s - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 deadlines = await self._take(max(1, self._waiting))

@@ -30,7 +30,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from enrich.quota._core import HEADROOM_ALONE, LEAD_S, QuotaParams, window_rate
+from enrich.quota._core import LEAD_S, QuotaParams, window_rate
 from enrich.quota._spec import RedisSpec, scrub
 from enrich.quota._types import BudgetStatus, MemberInfo, MemberStatus, StoreUnavailable
 from enrich.quota._util import budget_status, one_line
@@ -68,9 +68,7 @@ end
 #: KEYS: tat hb m info budgets. ARGV: id rate want info_json budget headroom ttl
 #: idle_grace backlog_s horizon now_override gprefix expire_ms.
 #: Returns {now, pace, busy, slot...} as strings.
-ACQUIRE_LUA = (
-    _LUA_COMMON + f"local LEAD_S = {LEAD_S!r}\nlocal HEADROOM_ALONE = {HEADROOM_ALONE!r}\n"
-) + """
+ACQUIRE_LUA = _LUA_COMMON + f"local LEAD_S = {LEAD_S!r}\n" + """
 local id, rate, want = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local headroom, ttl, grace = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local backlog_s, horizon, gprefix = tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[12]
@@ -102,9 +100,7 @@ for _, st in ipairs(others) do
   if st.rate < minrate then minrate = st.rate end
   if st.backlog and now <= st.next + grace then busy = busy + 1 end
 end
-local h = headroom
-if busy == 1 then h = HEADROOM_ALONE end
-local pace = h * minrate
+local pace = headroom * minrate
 local gap = 1.0 / pace
 local spacing = busy * gap
 if stamp > now then tat = tat - (stamp - now) end
@@ -112,7 +108,7 @@ local widest = gap
 if lastpace > 0 then widest = math.max(gap, 1.0 / lastpace) end
 local limit = math.max(2.0, (#others + 2) ^ 2 * widest) + horizon
 if mine.next > now + limit then mine.next = now end
-if 0 < lastpace and HEADROOM_ALONE * minrate < lastpace then
+if 0 < lastpace and pace < lastpace then
   local allowed = math.max(1, math.floor(pace))
   tat = tat + math.max(0.0, 1.0 - allowed / lastpace)
 end
