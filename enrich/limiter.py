@@ -19,13 +19,18 @@ from the answers to our requests released in the second before the throttled one
   trimmed by 10 % and climbs straight back. What was admitted is a floor of what the
   service takes, not a ceiling: taking it for one (as this module once did) ratcheted
   the pace down under random throttles, to 3.5/s at ``--rate 10`` with 3 % of them.
-  In the run's first second (the window is not yet full of ours) only a throttle
-  with no other refused before it counts as noise.
+  In the run's first second (the window is not yet full of ours) a throttle counts as
+  noise when no other was refused before it, or when some were admitted since the
+  first refused: a full window refuses everything sent into it.
 - *A real limit*: the pace drops to just under (``near``) the rate the service
   *admitted* of ours in that window before it first said no: beside a process that
   takes half the limit, a run at full pace is admitted 5/s, so it goes straight to
   just under 5/s. That rate is the *ceiling*. With no success in that window, the
-  first throttle halves the pace and the ceiling is the old pace.
+  first throttle halves the pace and the ceiling is the old pace. Under a ceiling, a
+  throttle is a real limit too when a whole request a second fewer than the edge
+  sends was admitted (the other process takes more now); one refused among what the
+  edge sends trims the pace, and the ceiling only if it happens again within
+  ``trim_again_s`` (a single one is the window's jitter).
 
 Under a ceiling the pace climbs fast (×``growth`` per clean second) up to its edge
 and stays there. Once the ceiling has been quiet for ``quiet_s`` it is *probed*: one
@@ -35,11 +40,12 @@ at the edge for the answers. If the service refused one of them, or admitted no 
 than the ceiling (beside another process it may refuse *that* process's requests
 instead of ours), the ceiling holds and the next probe waits twice as long (up to
 ``quiet_max_s``). If more got through, the next probe follows at once, higher
-(×``probe_climb``), until one reaches ``--rate``: the ceiling is gone and a run back
-alone is at full pace a few seconds after the other process stopped, instead of
-minutes. A real limit within ``relearn_s`` of that, at no more than the first probe's
-pace, says the probes were let in at another process's expense: the old ceiling comes
-back and the wait keeps growing.
+(×``probe_climb``; there, one refused among many admitted is taken for noise), until
+one reaches ``--rate``: the ceiling is gone, and a run left alone is at full pace a
+few seconds after the other process stopped instead of minutes. A real limit within
+``relearn_s`` of that, at no more than the first probe's pace, says the probes were
+let in at another process's expense: the old ceiling comes back and the wait keeps
+growing.
 
 On the first decrease only, the next release waits until the service's window has
 room again: of ours, the window may still hold those admitted in the last second
