@@ -62,7 +62,7 @@ class QuotaParams:
     # runs on one host start and stop beside each other (see README "Sharing …")
     headroom: float = 0.96
     heartbeat_s: float = 0.2  # a member refreshes its heartbeat this often
-    ttl_s: float = 0.8  # … and is dropped when it is this old (kill -9, a lost host)
+    ttl_s: float = 0.6  # … and is dropped when it is this old (kill -9, a lost host)
     idle_grace_s: float = 0.05  # a member stops counting as busy this long after its due slot
     backlog_s: float = 0.1  # asked within this of its previous slot: it has requests queued
     horizon_s: float = 0.02  # a batch of slots spans at most this
