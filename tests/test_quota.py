@@ -538,3 +538,24 @@ class socket_closed:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+def test_a_store_of_another_layout_is_started_anew(tmp_path: Path) -> None:
+    """A quota file written by another version of enrich holds seconds of state: reset it."""
+    import sqlite3
+
+    path = tmp_path / "quota.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript("CREATE TABLE budget (name TEXT); CREATE TABLE member (id TEXT);"
+                      "CREATE TABLE grants (id TEXT); PRAGMA user_version = 1;")  # fmt: skip
+    old.close()
+
+    async def one_slot() -> float:
+        quota = open_quota(str(path), cache_dir=tmp_path)
+        assert quota is not None
+        async with quota, quota.join("AK", rate=10) as member:
+            return await member.acquire()
+
+    assert asyncio.run(one_slot()) >= 0
+    version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
+    assert version >= 2

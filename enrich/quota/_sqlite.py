@@ -29,7 +29,7 @@ __all__ = ["SqliteBackend"]
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _TABLES = frozenset({"budget", "member", "grants"})
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS budget (
@@ -139,6 +139,12 @@ class SqliteBackend:
                 if tables - _TABLES:
                     raise StoreUnavailable(f"{self._path} is another program's database, "
                                            "not a quota store")
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if tables == _TABLES and version != SCHEMA_VERSION:
+                    # another version's layout: its state lives for seconds, start anew
+                    for table in sorted(_TABLES):
+                        conn.execute(f"DROP TABLE {table}")
+                    tables = set()
                 if tables != _TABLES:
                     for statement in _SCHEMA.split(";"):
                         if statement.strip():
