@@ -61,7 +61,9 @@ from _common import PY, ROOT, clean_env, machine, table, write_phone_csv
 from enrich.emulator.stats import max_in_window
 
 SCENARIOS = ("two", "late", "three", "kill")
-QUOTAS = ("default", "off")
+QUOTAS = ("default", "redis", "off")
+#: the Redis store of the ``redis`` variant (started by main when asked for)
+REDIS_URL: list[str] = []
 
 
 # -- the emulator, in its own process, noting the number of each admitted request ------
@@ -171,6 +173,8 @@ def start_run(tmp: Path, url: str, index: int, n: int, quota: str, env: dict[str
            "--log-format", "json", "--no-cache"]
     if quota == "off":
         cmd += ["--quota", "off"]
+    elif quota == "redis":
+        cmd += ["--quota", REDIS_URL[0]]
     err = open(folder / "stderr.log", "wb")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=err)
@@ -305,6 +309,16 @@ def _fmt(values: list[float]) -> str:
     return " / ".join(f"{v:.2f}" for v in values)
 
 
+def run_all(only: list[str], quotas: list[str], emu: TaggedEmulator, tmp: Path,
+            args: argparse.Namespace, rows: list[list[object]]) -> None:
+    for name in only:
+        for quota in quotas:
+            print(f"{name} / quota {quota} ...", file=sys.stderr, flush=True)
+            f = scenario(name, quota, emu, tmp, args)
+            rows.append(row(name, quota, f, args.numbers))
+            print("  " + " | ".join(str(c) for c in rows[-1]), file=sys.stderr, flush=True)
+
+
 def row(name: str, quota: str, f: dict[str, Any], n: int) -> list[object]:
     after = "–"
     took = "never" if f.get("takeover_s") is None else f"{f['takeover_s']:.2f} s"
@@ -345,7 +359,8 @@ def main() -> int:
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"subset of {SCENARIOS}")
-    parser.add_argument("--quota", default=",".join(QUOTAS), help=f"subset of {QUOTAS}")
+    parser.add_argument("--quota", default="default,off",
+                        help=f"subset of {QUOTAS} [default,off]; redis starts a redis-server")
     parser.add_argument("--numbers", type=int, default=200, help="numbers per run [200]")
     parser.add_argument("--latency-ms", type=float, default=150.0)
     parser.add_argument("--jitter-ms", type=float, default=50.0)
@@ -367,12 +382,18 @@ def main() -> int:
           f"{args.jitter_ms:g} ms, {args.numbers} numbers per run\n", flush=True)
     with (tempfile.TemporaryDirectory(prefix="bench-share-") as tmp_name,
           TaggedEmulator(latency_ms=args.latency_ms, jitter_ms=args.jitter_ms) as emu):
-        for name in only:
-            for quota in quotas:
-                print(f"{name} / quota {quota} ...", file=sys.stderr, flush=True)
-                f = scenario(name, quota, emu, Path(tmp_name), args)
-                rows.append(row(name, quota, f, args.numbers))
-                print("  " + " | ".join(str(c) for c in rows[-1]), file=sys.stderr, flush=True)
+        redis = None
+        if "redis" in quotas:  # a real redis-server on 127.0.0.1, as the tests start it
+            sys.path.insert(0, str(ROOT / "tests"))
+            from redis_server import RedisServer
+
+            redis = RedisServer(Path(tmp_name) / "redis").start()
+            REDIS_URL.append(redis.url)
+        try:
+            run_all(only, quotas, emu, Path(tmp_name), args, rows)
+        finally:
+            if redis is not None:
+                redis.stop()
     print(table(HEADERS, rows))
     print("\ntargets (quota on): 0 throttled, total ≥ 9.5/s, each of two busy runs ≥ 4.5/s, "
           "the late run ≥ 9.2/s within 1 s of the other's end")
