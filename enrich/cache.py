@@ -11,6 +11,7 @@ finished call. (A power cut may lose the last commits; they are simply asked aga
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 from collections.abc import Iterable
@@ -24,6 +25,7 @@ from enrich.types import Answer, Key, KeyOutcome, Profile, Status
 
 __all__ = [
     "CACHE_FILES",
+    "PROFILE_STRUCT",
     "READING_SCHEMA",
     "RESULT_SCHEMA",
     "KeyOutcome",
@@ -76,18 +78,50 @@ def default_cache_path(kind: CacheKind = "account") -> Path:
     return folder / CACHE_FILES[kind]
 
 
+#: A profile as the ledger keeps it (``Profile.to_json``), decoded.
+PROFILE_STRUCT = pl.Struct(
+    {
+        **{
+            attr: pl.String()
+            for attr in (
+                "about", "address", "description", "vertical", "email", "profile_picture_url"
+            )
+        },
+        "websites": pl.List(pl.String()),
+    }
+)  # fmt: skip
+
+#: ``Ledger.lookup_frame``'s columns: ``profile`` decoded (null: no profile),
+#: ``r_fetched_ms`` the fetch time in whole milliseconds (truncated, as
+#: ``int(fetched_at * 1000)``).
 RESULT_SCHEMA: dict[str, pl.DataType] = {
     "cust": pl.String(),
     "number": pl.String(),
     "r_status": pl.String(),
-    "payload": pl.String(),
+    "profile": PROFILE_STRUCT,
     "bp_request_id": pl.String(),
-    "r_fetched": pl.Float64(),
+    "r_fetched_ms": pl.Int64(),
     "r_code": pl.String(),
     "r_message": pl.String(),
     "r_http": pl.Int64(),
 }
 
+#: The answers of a batch of keys as one NDJSON text (one JSON object per line, the
+#: profile embedded as the object it is), made by SQLite and read by polars: no
+#: Python object per answer.
+_ANSWERS_NDJSON = (
+    "SELECT group_concat(json_object("
+    "'cust', a.cust_space_id, 'number', a.phone, 'r_status', a.status,"
+    " 'profile', json(a.payload), 'bp_request_id', a.request_id,"
+    " 'r_fetched_ms', CAST(a.fetched_at * 1000 AS INTEGER),"
+    " 'r_code', a.error_code, 'r_message', a.error_message, 'r_http', a.http_status"
+    "), char(10)) FROM json_each(?) w JOIN answers a"
+    " ON a.cust_space_id = w.value ->> 0 AND a.phone = w.value ->> 1"
+    " WHERE a.fetched_at >= ?"
+)
+
+#: Keys per ``_ANSWERS_NDJSON`` statement (its text: ~25 MB for long profiles).
+_ANSWER_BATCH = 50_000
 
 #: A cell's reading as the ledger remembers it (``phones.normalize_cell``).
 READING_SCHEMA: dict[str, pl.DataType] = {
@@ -103,9 +137,9 @@ READING_SCHEMA: dict[str, pl.DataType] = {
 _BATCH = 200_000
 
 
-def _batches(items: list[Any]) -> Iterable[str]:
-    for i in range(0, len(items), _BATCH):
-        yield json.dumps(items[i : i + _BATCH], ensure_ascii=False)
+def _batches(items: list[Any], size: int = _BATCH) -> Iterable[str]:
+    for i in range(0, len(items), size):
+        yield json.dumps(items[i : i + size], ensure_ascii=False)
 
 
 def _frames(cursor: sqlite3.Cursor, schema: dict[str, pl.DataType]) -> Iterable[pl.DataFrame]:
@@ -152,21 +186,19 @@ class Ledger:
     def lookup_frame(self, keys: Iterable[Key], *, not_before: float) -> pl.DataFrame:
         """Recorded outcomes for ``keys`` fetched at or after ``not_before``, as a frame.
 
-        Columns ``RESULT_SCHEMA``; the profile stays JSON text (``payload``) so a
-        million-row run never builds a Python object per answer. One statement per
-        200,000 keys, joined against the table in SQLite.
+        Columns ``RESULT_SCHEMA``. Each 50,000 keys are one statement joined against
+        the table in SQLite, whose answers come back as one NDJSON text that polars
+        reads, profiles included: a million-row run builds no Python object per answer.
         """
         frames: list[pl.DataFrame] = []
-        for batch in _batches([list(key) for key in keys]):
-            cursor = self._db.execute(
-                "SELECT a.cust_space_id, a.phone, a.status, a.payload, a.request_id,"
-                " a.fetched_at, a.error_code, a.error_message, a.http_status"
-                " FROM json_each(?) w JOIN answers a"
-                " ON a.cust_space_id = w.value ->> 0 AND a.phone = w.value ->> 1"
-                " WHERE a.fetched_at >= ?",
-                (batch, not_before),
-            )
-            frames += _frames(cursor, RESULT_SCHEMA)
+        # in key order: SQLite then walks its index forwards (3x faster for a
+        # million keys than in the order of a shuffled file)
+        for batch in _batches([list(key) for key in sorted(keys)], _ANSWER_BATCH):
+            (text,) = self._db.execute(_ANSWERS_NDJSON, (batch, not_before)).fetchone()
+            if text:
+                data = text.encode()
+                del text
+                frames.append(pl.read_ndjson(io.BytesIO(data), schema=RESULT_SCHEMA))
         return pl.concat(frames) if frames else pl.DataFrame(schema=RESULT_SCHEMA)
 
     def lookup_readings(self, raws: list[str], *, region: str | None, rules: str) -> pl.DataFrame:
@@ -207,16 +239,22 @@ class Ledger:
             return
 
     def lookup(self, keys: Iterable[Key], *, not_before: float) -> dict[Key, KeyOutcome]:
-        """``lookup_frame`` as ``KeyOutcome`` objects, by key."""
-        frame = self.lookup_frame(keys, not_before=not_before)
-        return {
-            (space, phone): KeyOutcome(
-                status,
-                Profile.from_json(json.loads(payload)) if payload else None,
-                *rest,
+        """Recorded outcomes for ``keys`` (fetched at or after ``not_before``) as
+        ``KeyOutcome`` objects, by key: for a few keys (``lookup_frame`` for many)."""
+        found: dict[Key, KeyOutcome] = {}
+        for batch in _batches([list(key) for key in keys]):
+            cursor = self._db.execute(
+                "SELECT a.cust_space_id, a.phone, a.status, a.payload, a.request_id,"
+                " a.fetched_at, a.error_code, a.error_message, a.http_status"
+                " FROM json_each(?) w JOIN answers a"
+                " ON a.cust_space_id = w.value ->> 0 AND a.phone = w.value ->> 1"
+                " WHERE a.fetched_at >= ?",
+                (batch, not_before),
             )
-            for space, phone, status, payload, *rest in frame.iter_rows()
-        }
+            for space, phone, status, payload, *rest in cursor:
+                profile = Profile.from_json(json.loads(payload)) if payload else None
+                found[(space, phone)] = KeyOutcome(status, profile, *rest)
+        return found
 
     def put_answer(self, key: Key, answer: Answer) -> None:
         """Record a successful answer (ok or no_profile), committed at once."""

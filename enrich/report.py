@@ -71,27 +71,17 @@ _ERROR_SCHEMA = {
 }
 
 
-_PROFILE_STRUCT = pl.Struct(
-    {
-        **{attr: pl.String() for _, attr in _PROFILE_ATTRS},
-        "websites": pl.List(pl.String()),
-    }
-)
-
-
 def results_frame(cached: pl.DataFrame, fresh: Mapping[Key, KeyOutcome]) -> pl.DataFrame:
-    """One row per answered key: the ledger's frame plus this run's outcomes.
-
-    The profiles stay JSON text until here, then are decoded by polars in one go.
-    """
+    """One row per answered key: the ledger's frame (``Ledger.lookup_frame``, profiles
+    decoded) plus this run's outcomes."""
     rows = [
         (
             space,
             number,
             o.status,
-            json.dumps(o.profile.to_json()) if o.profile is not None else None,
+            o.profile.to_json() if o.profile is not None else None,
             o.request_id,
-            o.fetched_at,
+            int(o.fetched_at * 1000) if o.fetched_at is not None else None,
             o.error_code,
             o.error_message,
             o.http_status,
@@ -100,14 +90,14 @@ def results_frame(cached: pl.DataFrame, fresh: Mapping[Key, KeyOutcome]) -> pl.D
     ]
     attempts = [0] * cached.height + [o.attempts for o in fresh.values()]
     both = pl.concat([cached, pl.DataFrame(rows, schema=RESULT_SCHEMA, orient="row")])
-    profile = pl.col("payload").str.json_decode(_PROFILE_STRUCT)
+    profile = pl.col("profile")
     return both.select(
         "cust",
         "number",
         "r_status",
         *(profile.struct.field(attr).alias(col) for col, attr in _PROFILE_ATTRS),
         profile.struct.field("websites").fill_null(pl.lit([], pl.List(_S))).alias("bp_websites"),
-        "r_fetched",
+        "r_fetched_ms",
         "bp_request_id",
         "r_code",
         "r_message",
@@ -158,7 +148,7 @@ def enriched_frame(
         .otherwise(pl.col("r_message"))
     )
     fetched = (
-        pl.from_epoch((pl.col("r_fetched") * 1000).cast(pl.Int64), time_unit="ms")
+        pl.from_epoch(pl.col("r_fetched_ms"), time_unit="ms")
         .dt.strftime("%Y-%m-%dT%H:%M:%SZ")
         .cast(_S)
     )
