@@ -198,7 +198,8 @@ async def enrich_frame_async(df: Any, **options: Any) -> Result:
     pres = Presentation(log=Log(fmt=cfg.log_format, quiet_info=want), progress=want)
     table = frames.Table(df=data, fmt="parquet")  # typed columns, as a Parquet input
     with pres:
-        seams = Seams(log=pres.log, on_progress=pres.on_progress, install_signal_handlers=False)
+        seams = Seams(log=pres.log, on_progress=pres.on_progress, on_phase=pres.on_phase,
+                      install_signal_handlers=False)
         done = await enrich_table_async(cfg, table, seams=seams)
     return Result(
         frame=_from_polars(df, done.public, kind),
@@ -252,7 +253,8 @@ async def _enrich_file_async(path: Path, options: dict[str, Any]) -> Result:
     want = _wants_bar(progress)
     pres = Presentation(log=Log(fmt=cfg.log_format, quiet_info=want), progress=want)
     with pres:
-        seams = Seams(log=pres.log, on_progress=pres.on_progress, install_signal_handlers=False)
+        seams = Seams(log=pres.log, on_progress=pres.on_progress, on_phase=pres.on_phase,
+                      install_signal_handlers=False)
         res = await run_async(cfg, seams=seams)
     out = frames.read_table(res.output, sheet=None, separator=None).df
     errors = pl.read_csv(res.errors, infer_schema=False)

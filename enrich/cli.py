@@ -343,7 +343,8 @@ def run_command(ctx: click.Context, /, input_path: Path | None, **params: Any) -
         json_logs = cfg.log_format == "json"
         pres = make_presentation(cfg)
         with pres:
-            result = run(cfg, seams=Seams(log=pres.log, on_progress=pres.on_progress))
+            seams = Seams(log=pres.log, on_progress=pres.on_progress, on_phase=pres.on_phase)
+            result = run(cfg, seams=seams)
             pres.final_table(result.summary)
     except E.EnrichError as exc:
         if not json_logs:

@@ -216,8 +216,7 @@ class _Run:
         cfg, seams = self.cfg, self.seams
         cached = ledger.lookup_frame(prep.keys, not_before=seams.clock() - cfg.max_age_s)
         self.cache_hits = cached.height
-        known = set(zip(cached["cust"].to_list(), cached["number"].to_list(), strict=True))
-        todo = [k for k in prep.keys if k not in known]
+        todo = _not_in(prep.keys, cached)
         if not todo:
             return _Answers(cached, {}, Progress(total=0))
         box: list[FanOut] = []
@@ -367,6 +366,18 @@ class _Run:
             )
         except OutputError as exc:
             self.log.warning("metrics", str(exc), path=str(path))
+
+
+def _not_in(keys: list[Key], cached: pl.DataFrame) -> list[Key]:
+    """``keys`` (in order) that ``cached`` has no answer for: an anti-join, no Python set."""
+    if cached.height == 0:
+        return keys
+    if cached.height == len(keys):
+        return []  # the ledger answers only keys it was asked for: every one is known
+    frame = pl.DataFrame(keys, schema={"cust": pl.String, "number": pl.String}, orient="row")
+    left = frame.join(cached.select("cust", "number"), on=["cust", "number"], how="anti",
+                      maintain_order="left")  # fmt: skip
+    return list(left.iter_rows())
 
 
 def _interrupted_line(progress: Progress, cache_hits: int, *, kept: bool) -> str:
