@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import importlib.util
 import os
 import sys
 import threading
@@ -115,10 +116,17 @@ def _checked(key: str, value: Any) -> Any:
 
 
 def _wants_bar(progress: bool | None) -> bool:
-    """A bar in a notebook or on a terminal; never in a script whose stderr is not one."""
+    """A bar in a notebook or on a terminal; never in a script whose stderr is not one.
+
+    In Jupyter rich draws its bar as a widget, which needs ``ipywidgets``
+    (``cams-enrich[notebook]``); without it the log lines say the same.
+    """
+    in_notebook = "ipykernel" in sys.modules
+    if in_notebook and importlib.util.find_spec("ipywidgets") is None:
+        return False
     if progress is not None:
         return progress
-    if "ipykernel" in sys.modules:
+    if in_notebook:
         return True
     return bool(getattr(sys.stderr, "isatty", lambda: False)())
 
@@ -201,6 +209,7 @@ async def enrich_frame_async(df: Any, **options: Any) -> Result:
         seams = Seams(log=pres.log, on_progress=pres.on_progress, on_phase=pres.on_phase,
                       install_signal_handlers=False)
         done = await enrich_table_async(cfg, table, seams=seams)
+        pres.final_table(done.summary)  # under the bar: it says what the log line would
     return Result(
         frame=_from_polars(df, done.public, kind),
         errors=_errors_as(done.errors, kind),
@@ -256,6 +265,7 @@ async def _enrich_file_async(path: Path, options: dict[str, Any]) -> Result:
         seams = Seams(log=pres.log, on_progress=pres.on_progress, on_phase=pres.on_phase,
                       install_signal_handlers=False)
         res = await run_async(cfg, seams=seams)
+        pres.final_table(res.summary)
     out = frames.read_table(res.output, sheet=None, separator=None).df
     errors = pl.read_csv(res.errors, infer_schema=False)
     return Result(out, errors, res.summary, res.output, res.errors, res.summary_path)

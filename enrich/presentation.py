@@ -143,6 +143,9 @@ class Presentation:
 
     def _stop_bar(self) -> None:
         if self._bar is not None:
+            # the finished state, drawn once more: in Jupyter rich's stop() does not, and
+            # the bar would be left on its last 10 Hz frame (24/25)
+            self._bar.refresh()
             self._bar.stop()
             self._bar = None
 
