@@ -228,7 +228,7 @@ class AdaptParams:
     fast_step: float = 0.10  # … and by at least this share of --rate per second
     quiet_s: float = 2.5  # a ceiling this long without a throttle is probed …
     quiet_growth: float = 2.0  # … the wait growing by this factor after each probe refused …
-    quiet_max_s: float = 20.0  # … up to this
+    quiet_max_s: float = 6.0  # … up to this (issue 12: back to its share within seconds)
     # a probe sends one window above the ceiling: this share of it, or this many more a
     # second; each probe that gets through is followed at once by one this much higher
     probe_over: float = 1.25
