@@ -53,16 +53,14 @@ def write_xlsx_output(
     or when it cannot be kept, the fast writer writes it in the workbook's
     sheet order and a warning says what is not kept. Returns the warnings.
     """
+    def write_anew(order: list[str] | None = None) -> None:
+        """The fast writer: from the values, in ``order`` when the workbook's is known."""
+        write_xlsx(shown, tmp, flat, sheet_name=sheet_name, other_sheets=other_sheets,
+                   highlighted=highlighted, numeric_cells=numeric_cells,
+                   sheet_order=order)  # fmt: skip
+
     if source is None:
-        write_xlsx(
-            shown,
-            tmp,
-            flat,
-            sheet_name=sheet_name,
-            other_sheets=other_sheets,
-            highlighted=highlighted,
-            numeric_cells=numeric_cells,
-        )
+        write_anew()
         return []
     appended = [name for name in df.columns if name in highlighted]
     why = _too_big(source, df, appended, max_cells)
@@ -82,16 +80,7 @@ def write_xlsx_output(
             return keep.write(tmp)
         except CannotKeep as exc:
             why = f"cannot keep {source.name} as it is: {exc}"
-    write_xlsx(
-        shown,
-        tmp,
-        flat,
-        sheet_name=sheet_name,
-        other_sheets=other_sheets,
-        highlighted=highlighted,
-        numeric_cells=numeric_cells,
-        sheet_order=sheet_order(source),
-    )
+    write_anew(sheet_order(source))
     return [f"{shown}: {why}; written anew from its values: {NOT_KEPT}"]
 
 
