@@ -223,7 +223,10 @@ def _prepare_streamed(cfg: RunConfig, table: StreamedTable) -> Prepared:
         return both.group_by(on).agg(pl.col("n").sum(), pl.col("row").min())
 
     needed = [*columns, *([cfg.cust_space_column] if cfg.cust_space_column else [])]
-    for batch in table.batches(columns=list(dict.fromkeys(needed))):
+    table.key_columns = tuple(dict.fromkeys(needed))
+    plain = table.layout is not None
+    for batch in table.batches(columns=table.key_columns):
+        plain = plain and batch.plain
         parts.append(
             group_keys(cfg, batch.df, columns)
             .with_row_index("row", offset=seen + 1)
@@ -239,6 +242,7 @@ def _prepare_streamed(cfg: RunConfig, table: StreamedTable) -> Prepared:
             groups, parts = merged(), []
         if table.on_phase is not None:
             table.on_phase("reading", batch.bytes_read, table.size)
+    table.plain = plain
     if parts:
         groups = merged()
     if groups is None:
@@ -301,7 +305,7 @@ class Readings:
 
     def read(self, distinct: pl.Series) -> pl.DataFrame:
         """One reading per value of ``distinct`` (distinct, no null): ``READING_SCHEMA``."""
-        values = distinct.cast(pl.String).to_list()
+        values = distinct.cast(pl.String)
         rules = phones.NORMALIZER_VERSION
         # Only a ledger that exists is used: ``enrich check`` creates no cache file.
         ledger = Ledger(self.path) if self.path is not None and self.path.exists() else None
@@ -442,7 +446,7 @@ def _first_bad_rows(prep: Prepared, examples: int) -> list[tuple[int, str | None
     seen = 0
     if not bad.height or not examples:
         return found
-    for batch in prep.source.batches(checked=True):
+    for batch in prep.source.batches(checked=True, columns=prep.source.key_columns):
         keys = prep.batch_keys(batch.df).with_row_index("row", offset=seen + 1)
         seen += batch.df.height
         hits = keys.join(bad, on=on, how="inner", nulls_equal=True, maintain_order="left")

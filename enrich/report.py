@@ -10,6 +10,7 @@ file nor replaces an older good one.
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 import json
 from collections.abc import Mapping
@@ -21,8 +22,9 @@ import polars as pl
 from enrich import frames
 from enrich.cache import RESULT_SCHEMA
 from enrich.errors import InputError
+from enrich.frames.appending import CsvAppender, ParquetParts, output_separator
 from enrich.frames.cells import for_spreadsheet
-from enrich.frames.stream import Batch, CsvAppender, ParquetParts
+from enrich.frames.stream import Batch
 from enrich.logs import one_line
 from enrich.phones import PHONE_ERROR_CODES
 from enrich.prepare import BP_PHONE_COLUMN, Prepared, refuse_enriched_input
@@ -34,6 +36,7 @@ __all__ = [
     "ERROR_COLUMNS",
     "enriched_frame",
     "error_frame",
+    "for_copy",
     "refuse_enriched_input",
     "results_frame",
     "row_counts",
@@ -357,6 +360,11 @@ def _write_streamed(
 
     ``groups``: ``enriched_frame`` of a streamed ``Prepared``. Output and error
     report come out as ``write_outputs`` writes them whole, in input order.
+
+    A CSV file that pass 1 found free of quotes, written as CSV with its separator,
+    is copied line by line: each group's ``bp_*`` cells are written once (by
+    ``write_csv``, so quoted as it quotes them) and each row's line gets its
+    group's text, with no cell of the row parsed or quoted again.
     """
     source = prep.source
     assert source is not None and prep.batch_keys is not None
@@ -380,10 +388,17 @@ def _write_streamed(
             )
         )
         err = CsvAppender(err_tmp, shown=errors, separator=",", bom=False, line_terminator="\n")
+        copied = "_line" in groups.columns  # ``for_copy``: each row's line is copied
+        header = [*table.df.columns, *_public_bp(prep)]
         try:
             seen, wrote = 0, False
             empty = Batch(table.df, pl.Series("source_row", [], dtype=pl.Int64))
-            for batch in itertools.chain(source.batches(checked=True), [empty]):
+            batches = (
+                source.batches(checked=True, columns=table.key_columns, lines=True)
+                if copied
+                else source.batches(checked=True)
+            )
+            for batch in itertools.chain(batches, [empty]):
                 if batch is empty and wrote:
                     break
                 wrote = True
@@ -398,16 +413,27 @@ def _write_streamed(
                 )
                 seen += height
                 bp = _join_groups(keys, groups, on).select(order)
-                frame = pl.concat([batch.df, bp], how="horizontal")
-                public = frame.select([c for c in frame.columns if not c.startswith("_")])
-                if out_fmt == "csv":  # nested input cells as text; the error codes
-                    flat = for_spreadsheet(
-                        public if table.fmt != "csv" else public.select("bp_error_code"),
-                        api_text_columns=("bp_error_code",),
-                        list_columns=(),
-                    )
-                    public = public.with_columns(flat.get_columns())
-                out.write(public)
+                if copied:
+                    if batch.lines is None and batch is not empty:
+                        raise _changed(source.path)
+                    assert isinstance(out, CsvAppender)
+                    lines = batch.lines if batch.lines is not None else pl.Series([], dtype=_S)
+                    written = lines + bp["_line"]
+                    if written.null_count():
+                        raise _changed(source.path)
+                    out.write_lines(written, header=header)
+                    frame = bp
+                else:
+                    frame = pl.concat([batch.df, bp], how="horizontal")
+                    public = frame.select([c for c in frame.columns if not c.startswith("_")])
+                    if out_fmt == "csv":  # nested input cells as text; the error codes
+                        flat = for_spreadsheet(
+                            public if table.fmt != "csv" else public.select("bp_error_code"),
+                            api_text_columns=("bp_error_code",),
+                            list_columns=(),
+                        )
+                        public = public.with_columns(flat.get_columns())
+                    out.write(public)
                 err.write(
                     for_spreadsheet(
                         error_frame(prep, frame), api_text_columns=_ERROR_API_TEXT, list_columns=()
@@ -423,7 +449,69 @@ def _write_streamed(
         out.close()
         err.close()
         if source.path.stat().st_size != source.size:
-            raise InputError(
-                f"{source.path} changed while it was read; run again once it is complete"
-            )
+            raise _changed(source.path)
         _write_summary(summary, summary_tmp, summary_path)
+
+
+def _changed(path: Path) -> InputError:
+    return InputError(f"{path} changed while it was read; run again once it is complete")
+
+
+#: Ends each group's text while it is cut out of one ``write_csv`` (a text holding
+#: this character is written the usual way).
+_CUT = "\x1e"
+_CUT_GROUPS = 100_000
+#: The columns of a group the error report and the counts need.
+_REPORTED = ("bp_status", "bp_phone", "bp_error_code", "bp_request_id")
+
+
+def _public_bp(prep: Prepared) -> list[str]:
+    return [*BP_COLUMNS, *([BP_PHONE_COLUMN] if prep.several_columns else [])]
+
+
+def for_copy(prep: Prepared, groups: pl.DataFrame, *, output: Path, out_fmt: str) -> pl.DataFrame:
+    """A large file's groups (``enriched_frame``) ready for pass 2 to copy each row's line.
+
+    Where the input is CSV without a quote (``StreamedTable.plain``) and the output
+    CSV with its separator: each group's ``bp_*`` cells are written once, by
+    ``write_csv`` (quoted as it quotes them), as ``_line`` (the separator first), and
+    the text columns the output alone needs are dropped, so that pass 2 holds no
+    more than it needs. Otherwise (or where a cell holds ``_CUT``) ``groups`` as it is.
+    """
+    source = prep.source
+    if (
+        source is None
+        or not source.plain
+        or source.fmt != "csv"
+        or out_fmt != "csv"
+        or output_separator(output, source.separator) != source.separator
+        or [c for c in groups.columns if not c.startswith("_")] != _public_bp(prep)
+    ):
+        return groups
+    public = _public_bp(prep)
+    # an empty first cell: each group's text starts with the separator
+    cells = groups.select(pl.lit(None, dtype=_S).alias("_sep"), *public)
+    cells = cells.with_columns(
+        for_spreadsheet(
+            cells.select("bp_error_code"), api_text_columns=("bp_error_code",), list_columns=()
+        ).get_columns()
+    )
+    pieces: list[pl.Series] = []
+    for start in range(0, cells.height, _CUT_GROUPS):  # a slice at a time: bounded memory
+        part = cells.slice(start, _CUT_GROUPS)
+        buffer = io.BytesIO()
+        part.write_csv(
+            buffer,
+            separator=source.separator,
+            null_value="",
+            include_header=False,
+            line_terminator=_CUT,
+        )
+        data = buffer.getvalue()
+        if data.count(_CUT.encode()) != part.height:
+            return groups
+        text = pl.Series([data], dtype=pl.Binary).cast(pl.String)
+        pieces.append(text.str.split(_CUT).explode().head(part.height))
+    line = pl.concat(pieces, rechunk=False) if pieces else pl.Series([], dtype=_S)
+    keep = [c for c in groups.columns if c.startswith("_") or c in _REPORTED]
+    return groups.select(keep).with_columns(line.alias("_line"))

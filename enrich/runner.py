@@ -200,6 +200,7 @@ class _Run:
                 with Ledger(cache_path_for(self.cfg)) as ledger:
                     answers = await self._answer(prep, ledger, endpoint, credentials)
                 done = self._collect(prep, answers)
+                del answers  # a large file's answers are in done.frame now: not held twice
                 if self.paths is not None:
                     self._write(done, self.paths)
                 _log_end(self.log, self.cfg, prep, done.summary)
@@ -277,6 +278,8 @@ class _Run:
         frame = report.enriched_frame(
             prep, report.results_frame(answers.cached, answers.fresh), join_websites=as_text
         )
+        if self.paths is not None:  # a large file: only what pass 2 needs
+            frame = report.for_copy(prep, frame, output=self.paths.output, out_fmt=self.paths.fmt)
         counts = report.row_counts(frame)
         exit_code = EXIT_OK
         if prep.n_rows and counts["error_rows"] / prep.n_rows > cfg.max_error_rate:

@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -559,3 +560,52 @@ def test_a_store_of_another_layout_is_started_anew(tmp_path: Path) -> None:
     assert asyncio.run(one_slot()) >= 0
     version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
     assert version >= 2
+
+
+class _StubbornClient:
+    """The SQLite store behind a client that swallows a heartbeat's cancel and never
+    finishes closing (as a client library with a bug might)."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self.remote = real.remote
+        self.beats_after_cancel = 0
+        self._cancelled = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    async def heartbeat(self, info: MemberInfo) -> None:
+        if self._cancelled:
+            self.beats_after_cancel += 1
+        try:
+            await asyncio.sleep(0.05)
+            await self._real.heartbeat(info)
+        except asyncio.CancelledError:
+            self._cancelled = True  # swallowed
+
+    async def aclose(self) -> None:
+        await self._real.aclose()
+        await asyncio.Event().wait()  # never returns unless cancelled
+
+
+def test_a_run_leaves_in_bounded_time_whatever_its_store_client_does(tmp_path: Path) -> None:
+    """A heartbeat whose cancel is swallowed stops all the same, and a close that hangs
+    is given up: the run's exit is never held up (once seen: a run that never exited)."""
+    from enrich.quota import Quota
+
+    real = open_quota(str(tmp_path / "q.sqlite3"), cache_dir=tmp_path)
+    assert real is not None
+    client = _StubbornClient(real.backend)
+    quota = Quota(client, params=QuotaParams(heartbeat_s=0.01))
+
+    async def scenario() -> float:
+        async with quota, quota.join("AK", rate=10) as member:
+            await member.acquire()
+            await asyncio.sleep(0.3)  # heartbeats going
+            left = time.monotonic()
+        return time.monotonic() - left
+
+    took = asyncio.run(asyncio.wait_for(scenario(), timeout=10))
+    assert took < 2.5
+    assert client.beats_after_cancel <= 1  # the loop stopped after the swallowed cancel

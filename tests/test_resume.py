@@ -163,7 +163,8 @@ def test_temp_files_of_killed_runs_are_removed(emulator, tmp_path: Path) -> None
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()  # a process that no longer runs
     stale = [f".n.enriched.csv.{gone.pid}-deadbeef.tmp",
-             f"..n.errors.csv.{gone.pid}.tmp.{gone.pid}-0badf00d.tmp"]
+             f"..n.errors.csv.{gone.pid}.tmp.{gone.pid}-0badf00d.tmp",
+             f".n.summary.json.{gone.pid}.tmp"]  # a staged file, whole or not
     live = f".n.enriched.csv.{os.getppid()}-cafe0000.tmp"  # this test's parent runs
     for name in [*stale, live]:
         (tmp_path / name).write_bytes(b"partial")
@@ -172,3 +173,65 @@ def test_temp_files_of_killed_runs_are_removed(emulator, tmp_path: Path) -> None
     assert proc.returncode == 0, err
     assert not any((tmp_path / name).exists() for name in stale)
     assert (tmp_path / live).exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL])
+def test_a_large_file_stopped_in_its_second_pass_leaves_nothing_half_written(
+    emulator, tmp_path: Path, signum: int
+) -> None:
+    """A streamed run (batches of 4 KB) stopped while it writes: no output, the older
+    ones kept; Ctrl-C exits 130 with no temp file left, ``kill -9`` leaves only a temp
+    that the next run removes; that run writes what an uninterrupted run writes."""
+    server = emulator()
+    src = tmp_path / "n.csv"
+    src.write_text("phone,note\n" + "".join(f"+86139{i % 500:08d},row {i}\n"
+                                            for i in range(30_000)))
+    args = [*run_args(server.url, src, tmp_path), "--log-format", "json"]
+    args[args.index("--rate") + 1] = "100000"
+    args[args.index("--concurrency") + 1] = "64"
+    streamed = {"CAMS_ENRICH_STREAM_MIN_BYTES": "0", "CAMS_ENRICH_STREAM_BATCH_BYTES": "4096"}
+
+    def launch() -> subprocess.Popen[str]:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("ALIBABA_CLOUD_", "CAMS_"))}
+        env.update(ALIBABA_CLOUD_ACCESS_KEY_ID="testAKID",
+                   ALIBABA_CLOUD_ACCESS_KEY_SECRET="testSecret",
+                   XDG_CACHE_HOME=str(tmp_path / ".cache"), **streamed)
+        return subprocess.Popen([sys.executable, "-m", "enrich", *args], cwd=tmp_path, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    filled = launch()  # every number in the cache; its outputs are the reference
+    _, err = filled.communicate(timeout=120)
+    assert filled.returncode == 0, err
+    outputs = ("n.enriched.csv", "n.errors.csv", "n.summary.json")
+    reference = (tmp_path / outputs[0]).read_bytes()
+    for name in outputs:
+        (tmp_path / name).write_bytes(b"an older good output")
+    before = sorted(p.name for p in tmp_path.iterdir())
+
+    proc = launch()
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if '"phase": "writing"' in line:
+            break  # the second pass has written its first batch
+    else:
+        raise AssertionError("no writing phase")
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=30)
+    for name in outputs:
+        assert (tmp_path / name).read_bytes() == b"an older good output"
+    left = sorted(p.name for p in tmp_path.iterdir())
+    if signum == signal.SIGINT:
+        assert proc.returncode == 130, err
+        assert left == before  # no temp file left
+    else:
+        assert proc.returncode == -signal.SIGKILL
+        # its staged files, and the lock file it held (a lock that died with it)
+        assert [n for n in left if n not in before and not n.endswith((".tmp", ".lock"))] == []
+
+    rerun = launch()
+    _, err = rerun.communicate(timeout=120)
+    assert rerun.returncode == 0, err
+    assert (tmp_path / outputs[0]).read_bytes() == reference
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # the killed run's files gone
+    assert server.stats.requests_total == 500  # the first run's calls only

@@ -68,10 +68,14 @@ PHONES = ["+8613800138000", "8613800138001", "not a number", "", "+86 138 0013 8
           "12"]  # fmt: skip
 
 
-def _csv(rows: int, *, sep: str = ",", eol: str = "\n", bom: bool = False) -> bytes:
+def _csv(
+    rows: int, *, sep: str = ",", eol: str = "\n", bom: bool = False, quotes: bool = True
+) -> bytes:
+    """``quotes=False``: no quoted cell (pass 2 then copies each row's line)."""
     lines = [sep.join(["id", "name", "phone", "note"])]
     for i in range(rows):
-        note = f'"line {i}{eol}second, part"' if i % 7 == 3 else f"n{i}"
+        note = f'"line {i}{eol}second, part"' if i % 7 == 3 and quotes else f"n{i}"
+        note = " " if i % 11 == 5 else note
         lines.append(sep.join([str(i), f"Name {i}", PHONES[i % len(PHONES)], note]))
     text = eol.join(lines) + eol
     return (b"\xef\xbb\xbf" if bom else b"") + text.encode()
@@ -87,6 +91,12 @@ def _csv(rows: int, *, sep: str = ",", eol: str = "\n", bom: bool = False) -> by
         ("blank_lines.csv", b"id,phone\n1,+8613800138000\n\n2,bad\n,\n3,+8613800138000\n\n\n"),
         ("no_final_newline.csv", b"id,phone\n1,+8613800138000\n2,+8613800138003"),
         ("header_only.csv", b"id,phone\n"),
+        # no quote anywhere: the lines are copied, each group's bp_* text written once
+        ("plain_unquoted.csv", _csv(40, quotes=False)),
+        ("bom_crlf_unquoted.csv", _csv(40, eol="\r\n", bom=True, quotes=False)),
+        ("semicolon_unquoted.csv", _csv(40, sep=";", quotes=False)),
+        ("tabs_unquoted.tsv", _csv(30, sep="\t", quotes=False)),
+        ("crlf_blank_lines.csv", b"id,phone\r\n1,+8613800138000\r\n\r\n,\r\n2,bad\r\n\r\n"),
     ],
 )
 def test_csv_streamed_is_byte_equal(server: EmulatorServer, name: str, data: bytes) -> None:
@@ -95,9 +105,12 @@ def test_csv_streamed_is_byte_equal(server: EmulatorServer, name: str, data: byt
     assert_same(eager, streamed)
 
 
+@pytest.mark.parametrize("quotes", [True, False])
 @pytest.mark.parametrize("batch", [1, 7, 33, 10_000])
-def test_batch_sizes_do_not_change_a_byte(server: EmulatorServer, batch: int) -> None:
-    Path("in.csv").write_bytes(_csv(60, eol="\r\n", bom=True))
+def test_batch_sizes_do_not_change_a_byte(
+    server: EmulatorServer, batch: int, quotes: bool
+) -> None:
+    Path("in.csv").write_bytes(_csv(60, eol="\r\n", bom=True, quotes=quotes))
     eager, streamed, _ = both_ways(server, Path("in.csv"), batch=batch)
     assert_same(eager, streamed)
 

@@ -161,7 +161,7 @@ def remove_stale_temps(target: Path) -> None:
     a file whose process still runs is left alone.
     """
     target = _staged_as(target)
-    pattern = re.compile(rf"\.\.?{re.escape(target.name)}\.(\d+)[.-].*\.tmp")
+    pattern = re.compile(rf"\.\.?{re.escape(target.name)}\.(\d+)(?:[.-].*)?\.tmp")
     try:
         names = os.listdir(target.parent)
     except OSError:

@@ -9,19 +9,15 @@ line, a header without names, a ragged or unclosed record, another encoding,
 compression, a one-column file), raises ``NotStreamable``: the caller then reads
 the file whole, and its one line says what is wrong.
 
-Writers append batch after batch to a staging file: ``CsvAppender`` writes the
-header (and a BOM) once; ``ParquetParts`` keeps each batch in a private temporary
-folder and streams them into one file at the end (polars ``sink_parquet``).
+The writers that append batch after batch are in ``frames.appending``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import os
 import re
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,16 +26,13 @@ from typing import Any, Final
 import polars as pl
 from polars.exceptions import PolarsError
 
-from enrich.errors import OutputError
-from enrich.frames._common import Table, named_type, reason
+from enrich.frames._common import Table
 from enrich.frames.csv_read import _sniff  # one place: the separator as read_csv sniffs it
 
 __all__ = [
     "Batch",
-    "CsvAppender",
     "CsvLayout",
     "NotStreamable",
-    "ParquetParts",
     "StreamedTable",
     "csv_batches",
     "csv_layout",
@@ -79,6 +72,11 @@ class Batch:
     """Each row's line in the file (CSV) or its position (Parquet), as ``Table.source_rows``."""
     bytes_read: int = 0
     """Bytes of the file read so far (progress)."""
+    plain: bool = False
+    """A CSV block without a quote (its lines are its rows)."""
+    lines: pl.Series | None = None
+    """A CSV block without a quote, when asked for: each row's line as it is in the
+    file, without its line end (what ``write_csv`` writes of its cells)."""
 
 
 @dataclass
@@ -93,12 +91,22 @@ class StreamedTable(Table):
     size: int = 0
     on_phase: Any = None
     """``Callable[[str, int, int], None]``: phase, done, total (bytes or rows)."""
+    key_columns: tuple[str, ...] = ()
+    """Set by the first pass: the columns the rows' keys are read from."""
+    plain: bool = False
+    """Set by the first pass: every CSV block was free of quotes (the second pass,
+    cut at the same places, may then copy each row's line as it is)."""
 
     def batches(
-        self, *, checked: bool = False, columns: Sequence[str] | None = None
+        self,
+        *,
+        checked: bool = False,
+        columns: Sequence[str] | None = None,
+        lines: bool = False,
     ) -> Iterator[Batch]:
         """The data rows in order, batch by batch (``checked``: read before, do not check;
-        ``columns``: only these are needed, a batch may hold only them)."""
+        ``columns``: only these are needed, a batch may hold only them; ``lines``: a
+        block without quotes comes with its rows' lines, ``Batch.lines``)."""
         if self.layout is not None:
             return csv_batches(
                 self.path,
@@ -106,6 +114,7 @@ class StreamedTable(Table):
                 batch_bytes=self.batch_bytes,
                 checked=checked,
                 columns=columns,
+                lines=lines,
             )
         return parquet_batches(self.path, batch_rows=self.batch_rows)
 
@@ -162,10 +171,12 @@ def csv_batches(
     batch_bytes: int = BATCH_BYTES,
     checked: bool = False,
     columns: Sequence[str] | None = None,
+    lines: bool = False,
 ) -> Iterator[Batch]:
     """The data rows of ``path`` in blocks of about ``batch_bytes``, blank records dropped.
 
-    ``columns``: only these are needed (pass 1); a batch may then hold only them.
+    ``columns``: only these are needed; a batch may then hold only them. ``lines``:
+    a block without quotes comes with its rows' lines (``Batch.lines``).
 
     Raises:
         NotStreamable: a block the whole-file reader would refuse or read otherwise.
@@ -192,10 +203,10 @@ def csv_batches(
                 continue
             chunk, pending = data[:cut], data[cut:]
             done += len(chunk)
-            batch, lines = _read_block(
-                chunk, layout, first_line=line, checked=checked, columns=columns
+            batch, spanned = _read_block(
+                chunk, layout, first_line=line, checked=checked, columns=columns, lines=lines
             )
-            line += lines
+            line += spanned
             batch.bytes_read = done
             yield batch
             if eof and not pending:
@@ -209,19 +220,26 @@ def _read_block(
     first_line: int,
     checked: bool = False,
     columns: Sequence[str] | None = None,
+    lines: bool = False,
 ) -> tuple[Batch, int]:
     """One block of whole records: the batch, and the lines it spans.
 
     ``checked``: the block was read before (pass 1), so it is not checked again.
+    ``lines``: a block without quotes comes with its rows' lines.
     """
     sep, width = layout.separator, len(layout.header)
     blank: pl.Series | None = None
-    if b'"' not in chunk and (b"\r" not in chunk or chunk.count(b"\r") == chunk.count(b"\r\n")):
+    rows: pl.Series | None = None
+    plain = b'"' not in chunk and (b"\r" not in chunk or chunk.count(b"\r") == chunk.count(b"\r\n"))
+    if plain:
         n = chunk.count(b"\n")
-        lines = n + (0 if chunk.endswith(b"\n") else 1)
-        if not checked:
-            blank = _check_lines(chunk, sep, width)
-        starts = pl.int_range(first_line, first_line + lines, dtype=pl.Int64, eager=True)
+        spanned = n + (0 if chunk.endswith(b"\n") else 1)
+        if not checked or lines or columns is not None:
+            rows = _split_lines(chunk)
+            if not checked:
+                _check_lines(rows, sep, width)
+            blank = rows.str.strip_chars(sep + "\r") == ""
+        starts = pl.int_range(first_line, first_line + spanned, dtype=pl.Int64, eager=True)
     else:
         columns = None
         try:
@@ -229,7 +247,7 @@ def _read_block(
         except UnicodeDecodeError:
             raise NotStreamable("not UTF-8") from None
         breaks = len(_BREAK.findall(text))
-        lines = breaks + (0 if text.endswith(("\n", "\r")) else 1)
+        spanned = breaks + (0 if text.endswith(("\n", "\r")) else 1)
         starts = _record_starts(text, sep, width, first_line)
     try:
         df = pl.read_csv(
@@ -257,21 +275,30 @@ def _read_block(
         keep = df.select(~pl.all_horizontal(pl.all().is_null() | (pl.all() == ""))).to_series()
         if not keep.all():
             df, source_rows = df.filter(keep), source_rows.filter(keep)
-    return Batch(df, source_rows), lines
+    kept: pl.Series | None = None
+    if lines and rows is not None and blank is not None:
+        # no quote, no lone CR: a cell is never quoted when written, so the line as
+        # it is in the file (its CR of a CRLF end removed) is what write_csv writes
+        kept = rows.filter(~blank).str.strip_suffix("\r")
+        if kept.len() != df.height:
+            raise NotStreamable("polars reads a block otherwise")
+    return Batch(df, source_rows, plain=plain, lines=kept), spanned
 
 
-def _check_lines(chunk: bytes, sep: str, width: int) -> pl.Series:
-    """Quote-free lines: valid UTF-8, each blank or with exactly ``width - 1`` separators;
-    which lines are blank records (nothing but separators)."""
+def _split_lines(chunk: bytes) -> pl.Series:
+    """A quote-free block's lines (CRs kept); valid UTF-8 or ``NotStreamable``."""
     try:
         text = chunk.decode("utf-8")
     except UnicodeDecodeError:
         raise NotStreamable("not UTF-8") from None
-    rows = pl.Series([text.removesuffix("\n")]).str.split("\n").explode()
+    return pl.Series([text.removesuffix("\n")]).str.split("\n").explode()
+
+
+def _check_lines(rows: pl.Series, sep: str, width: int) -> None:
+    """Quote-free lines: each blank or with exactly ``width - 1`` separators."""
     ok = (rows.str.count_matches(sep, literal=True) == width - 1) | rows.is_in(["", "\r"])
     if not ok.all():
         raise NotStreamable("a ragged line")
-    return rows.str.strip_chars(sep + "\r") == ""
 
 
 def _record_starts(text: str, sep: str, width: int, first_line: int) -> pl.Series:
@@ -325,86 +352,3 @@ def parquet_batches(path: Path, *, batch_rows: int = BATCH_ROWS) -> Iterator[Bat
         yield Batch(df, rows.alias("source_row"), bytes_read=offset)
         if df.height < batch_rows:
             return
-
-
-class CsvAppender:
-    """CSV written batch by batch to ``path`` as ``csv_write.write_csv`` writes it whole."""
-
-    def __init__(
-        self, path: Path, *, shown: Path, separator: str, bom: bool, line_terminator: str
-    ) -> None:
-        kind = named_type(shown)
-        if kind is not None and kind.compression:
-            raise NotStreamable("a compressed output")
-        self.sep = kind.separator if kind is not None and kind.separator else separator
-        self.bom, self.line_terminator, self.shown = bom, line_terminator, shown
-        self.first = True
-        try:
-            self.handle = path.open("wb")
-        except OSError as exc:
-            raise OutputError(f"cannot write {shown}: {reason(exc)}") from None
-
-    def write(self, flat: pl.DataFrame) -> None:
-        """Append ``flat`` (text ready for a spreadsheet); the first batch writes the header."""
-        try:
-            flat.write_csv(
-                self.handle,
-                separator=self.sep,
-                null_value="",
-                include_bom=self.bom and self.first,
-                include_header=self.first,
-                line_terminator=self.line_terminator,
-            )
-        except OSError as exc:
-            raise OutputError(f"cannot write {self.shown}: {reason(exc)}") from None
-        except (PolarsError, ValueError) as exc:
-            raise OutputError(f"cannot write {self.shown}: {reason(exc)}") from None
-        self.first = False
-
-    def discard(self) -> None:
-        """Close without a word (the staged file is removed by ``staged_outputs``)."""
-        with contextlib.suppress(OSError):
-            self.handle.close()
-
-    def close(self) -> None:
-        """Flush, fsync and close (a staged file is whole before it is renamed)."""
-        try:
-            self.handle.flush()
-            os.fsync(self.handle.fileno())
-        except OSError as exc:
-            raise OutputError(f"cannot write {self.shown}: {reason(exc)}") from None
-        finally:
-            self.handle.close()
-
-
-class ParquetParts:
-    """Parquet written batch by batch: parts in a private folder, one file at the end."""
-
-    def __init__(self, path: Path, *, shown: Path) -> None:
-        self.path, self.shown = path, shown
-        self.folder = tempfile.TemporaryDirectory(prefix="enrich-parts-")
-        self.parts: list[Path] = []
-
-    def write(self, df: pl.DataFrame) -> None:
-        """Keep one batch (as is: lists stay lists)."""
-        part = Path(self.folder.name) / f"{len(self.parts):06d}.parquet"
-        try:
-            df.write_parquet(part)
-        except (OSError, PolarsError, ValueError) as exc:
-            raise OutputError(f"cannot write {self.shown}: {reason(exc)}") from None
-        self.parts.append(part)
-
-    def close(self) -> None:
-        """The parts, in order, streamed into ``path``; the folder removed."""
-        try:
-            pl.scan_parquet(self.parts).sink_parquet(self.path, maintain_order=True)
-            with self.path.open("rb") as handle:
-                os.fsync(handle.fileno())
-        except (OSError, PolarsError, ValueError) as exc:
-            raise OutputError(f"cannot write {self.shown}: {reason(exc)}") from None
-        finally:
-            self.discard()
-
-    def discard(self) -> None:
-        with contextlib.suppress(OSError):
-            self.folder.cleanup()

@@ -28,7 +28,9 @@ holds. (A clock that jumps forward can let one slot come early, once.)
 ``busy / pace``, where ``busy`` counts the members that have work: the one asking,
 and each live member that is *backlogged* (it asked for its latest slot within
 ``backlog_s`` of its previous one, as a member with requests queued does) and has
-asked recently (``now ≤ its next slot + idle_grace_s``). So two busy members
+asked recently (``now ≤ its next slot + idle_grace_s``); the spacing is taken when
+the member asks, from the members busy then, so the share of a member that stops
+asking passes to the others at their next slot. So two busy members
 alternate, three take turns, and a member that asks only now and then takes the
 next free slot without slowing the busy ones. A member that stops asking (done,
 stopped, killed) stops counting one spacing (plus ``idle_grace_s``) after its last
@@ -139,6 +141,8 @@ def step(
     spacing = busy * gap
     if stamp > now:  # the clock went back: keep the budget's spacing in the new clock
         tat -= stamp - now
+    if mine.last is not None:  # its own spacing as the budget is now, not as it was at
+        mine.next = mine.last + spacing  # its last grant: a member gone gives its share at once
     # a next slot far ahead (a clock step) would only stall this member: forget it
     widest = max(gap, 1.0 / last_pace) if last_pace > 0 else gap
     limit = max(2.0, (len(others) + 2) ** 2 * widest) + params.horizon_s

@@ -41,6 +41,8 @@ __all__ = ["EventHook", "Member", "Quota"]
 
 EventHook = Callable[[QuotaEvent], None]
 _WAITING_EVERY_S = 10.0
+#: Leaving and closing wait at most this long each (a run's exit is never held up).
+_EXIT_S = 1.0
 
 
 class Quota:
@@ -95,7 +97,12 @@ class Quota:
             raise InputError(f"{_failed(self._backend)}: {err}") from None
 
     async def aclose(self) -> None:
-        await self._backend.aclose()
+        """Close the store's connection; bounded, so that a run never waits at its exit
+        for a server that stopped answering (it holds nothing there that outlives
+        ``ttl_s``)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_EXIT_S):
+                await self._backend.aclose()
 
     async def __aenter__(self) -> Quota:
         return self
@@ -118,6 +125,7 @@ class Member:
         self._waiting = 0
         self._fetch = asyncio.Lock()
         self._beat: asyncio.Task[None] | None = None
+        self._leaving = False
         self._outage_since: float | None = None
         self._outage_reason = ""
         self._outage_told = 0.0
@@ -151,14 +159,16 @@ class Member:
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._leaving = True  # the heartbeat stops even if a client swallows its cancel
         beat, self._beat = self._beat, None
         if beat is not None:
             beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                async with asyncio.timeout(_EXIT_S):
+                    await beat
         # best effort and short: a member that cannot leave expires after ttl_s anyway
         with contextlib.suppress(StoreUnavailable, TimeoutError):
-            async with asyncio.timeout(1.0):
+            async with asyncio.timeout(_EXIT_S):
                 await self._backend.leave(self._info)
 
     async def acquire(self) -> float:
@@ -235,7 +245,7 @@ class Member:
 
     async def _heartbeat(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
+        while not self._leaving:
             await asyncio.sleep(self._params.heartbeat_s)
             try:
                 await self._backend.heartbeat(self._info)

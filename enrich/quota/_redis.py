@@ -104,6 +104,7 @@ local pace = headroom * minrate
 local gap = 1.0 / pace
 local spacing = busy * gap
 if stamp > now then tat = tat - (stamp - now) end
+if mine.last ~= nil then mine.next = mine.last + spacing end
 local widest = gap
 if lastpace > 0 then widest = math.max(gap, 1.0 / lastpace) end
 local limit = math.max(2.0, (#others + 2) ^ 2 * widest) + horizon

@@ -1,0 +1,136 @@
+"""Large outputs written batch by batch to a staging file, as the whole-file writers write them.
+
+``CsvAppender`` writes the header (and a BOM) once, then each batch; its
+``write_lines`` appends rows already written as CSV text (a large file's second
+pass copies each row's line). ``ParquetParts`` keeps each batch in a private
+temporary folder and streams them into one file at the end (polars ``sink_parquet``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import polars as pl
+from polars.exceptions import PolarsError
+
+from enrich.errors import OutputError
+from enrich.frames._common import named_type, reason
+from enrich.frames.stream import NotStreamable
+
+__all__ = ["CsvAppender", "ParquetParts", "output_separator"]
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def output_separator(shown: Path, separator: str) -> str:
+    """The separator a CSV output named ``shown`` is written with: its name's (``.tsv``),
+    else ``separator``."""
+    kind = named_type(shown)
+    return kind.separator if kind is not None and kind.separator else separator
+
+
+class CsvAppender:
+    """CSV written batch by batch to ``path`` as ``csv_write.write_csv`` writes it whole."""
+
+    def __init__(
+        self, path: Path, *, shown: Path, separator: str, bom: bool, line_terminator: str
+    ) -> None:
+        kind = named_type(shown)
+        if kind is not None and kind.compression:
+            raise NotStreamable("a compressed output")
+        self.sep = output_separator(shown, separator)
+        self.bom, self.line_terminator, self.shown = bom, line_terminator, shown
+        self.first = True
+        try:
+            self.handle = path.open("wb")
+        except OSError as exc:
+            raise OutputError(f"cannot write {shown}: {reason(exc)}") from None
+
+    def write(self, flat: pl.DataFrame) -> None:
+        """Append ``flat`` (text ready for a spreadsheet); the first batch writes the header."""
+        try:
+            flat.write_csv(
+                self.handle,
+                separator=self.sep,
+                null_value="",
+                include_bom=self.bom and self.first,
+                include_header=self.first,
+                line_terminator=self.line_terminator,
+            )
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.shown}: {reason(exc)}") from None
+        except (PolarsError, ValueError) as exc:
+            raise OutputError(f"cannot write {self.shown}: {reason(exc)}") from None
+        self.first = False
+
+    def write_lines(self, lines: pl.Series, *, header: Sequence[str]) -> None:
+        """Append ``lines``, each a row as CSV text (no line end); the first call
+        writes the header (names as they are: no name needs quotes)."""
+        try:
+            if self.first:
+                head = self.sep.join(header) + self.line_terminator
+                self.handle.write((_UTF8_BOM if self.bom else b"") + head.encode("utf-8"))
+            if lines.len():
+                lines.to_frame("line").write_csv(
+                    self.handle,
+                    include_header=False,
+                    quote_style="never",
+                    line_terminator=self.line_terminator,
+                )
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.shown}: {reason(exc)}") from None
+        except (PolarsError, ValueError) as exc:
+            raise OutputError(f"cannot write {self.shown}: {reason(exc)}") from None
+        self.first = False
+
+    def discard(self) -> None:
+        """Close without a word (the staged file is removed by ``staged_outputs``)."""
+        with contextlib.suppress(OSError):
+            self.handle.close()
+
+    def close(self) -> None:
+        """Flush, fsync and close (a staged file is whole before it is renamed)."""
+        try:
+            self.handle.flush()
+            os.fsync(self.handle.fileno())
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.shown}: {reason(exc)}") from None
+        finally:
+            self.handle.close()
+
+
+class ParquetParts:
+    """Parquet written batch by batch: parts in a private folder, one file at the end."""
+
+    def __init__(self, path: Path, *, shown: Path) -> None:
+        self.path, self.shown = path, shown
+        self.folder = tempfile.TemporaryDirectory(prefix="enrich-parts-")
+        self.parts: list[Path] = []
+
+    def write(self, df: pl.DataFrame) -> None:
+        """Keep one batch (as is: lists stay lists)."""
+        part = Path(self.folder.name) / f"{len(self.parts):06d}.parquet"
+        try:
+            df.write_parquet(part)
+        except (OSError, PolarsError, ValueError) as exc:
+            raise OutputError(f"cannot write {self.shown}: {reason(exc)}") from None
+        self.parts.append(part)
+
+    def close(self) -> None:
+        """The parts, in order, streamed into ``path``; the folder removed."""
+        try:
+            pl.scan_parquet(self.parts).sink_parquet(self.path, maintain_order=True)
+            with self.path.open("rb") as handle:
+                os.fsync(handle.fileno())
+        except (OSError, PolarsError, ValueError) as exc:
+            raise OutputError(f"cannot write {self.shown}: {reason(exc)}") from None
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self.folder.cleanup()
