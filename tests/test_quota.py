@@ -216,6 +216,21 @@ def test_simulated_joiner_and_killed_member_move_the_split_within_a_second() -> 
     assert count(first, 7, 9) >= 0.95 * PACE * 2
 
 
+def test_simulated_survivors_of_a_kill_take_its_share_within_0_6_s() -> None:
+    """Each member's spacing is taken when it asks: once a killed member stops counting
+    as busy, the next slot of each survivor already follows the new split (a spacing
+    fixed at the previous grant held them at the old split one slot longer: 0.80 s)."""
+    gap = 1 / PACE
+    busy = {"rate": 10.0, "join": 0.0, "leave": 99.0, "period": 0.0}
+    killed = {**busy, "leave": 6.0}
+    for seed in range(5):
+        out = simulate([busy, killed, busy], until=9.0, params=QuotaParams(), seed=seed)
+        after = sorted(s for k in ("0", "2") for s, _ in out[k] if s >= 6.0)
+        full = next(after[i] for i in range(len(after) - 5)
+                    if all(after[j + 1] - after[j] < 1.2 * gap for j in range(i, i + 5)))
+        assert full - 6.0 <= 0.6, (seed, full - 6.0)
+
+
 def test_smallest_rate_wins() -> None:
     params = QuotaParams()
     out = simulate([{"rate": 10.0, "join": 0.0, "leave": 99.0, "period": 0.0},
@@ -609,3 +624,28 @@ def test_a_run_leaves_in_bounded_time_whatever_its_store_client_does(tmp_path: P
     took = asyncio.run(asyncio.wait_for(scenario(), timeout=10))
     assert took < 2.5
     assert client.beats_after_cancel <= 1  # the loop stopped after the swallowed cancel
+
+
+@pytest.mark.parametrize("store", ["sqlite", "redis"])
+def test_a_fast_run_with_one_request_waiting_is_not_held_to_one_slot_a_lead(
+    tmp_path: Path, redis_server: Callable[..., RedisServer], store: str
+) -> None:
+    """Slots are granted ``lead_s`` (30 ms) ahead: a run above 1 / lead_s asks for the next
+    ones before its last held slot comes, or one waiting request would get ~33 a second
+    at any --rate. Still never more than --rate in a sliding second."""
+    spec = str(tmp_path / "q.sqlite3") if store == "sqlite" else redis_server().url
+    quota = open_quota(spec, cache_dir=tmp_path)
+    assert quota is not None
+
+    async def scenario() -> list[float]:
+        times: list[float] = []
+        async with quota, quota.join("AK", rate=500) as member:
+            start = time.monotonic()
+            while time.monotonic() - start < 1.0:
+                await member.acquire()
+                times.append(time.monotonic())
+        return times
+
+    times = asyncio.run(scenario())
+    assert len(times) >= 250  # one slot a lead: 33
+    assert max_in_window(times) <= 500

@@ -286,12 +286,16 @@ def _read_block(
 
 
 def _split_lines(chunk: bytes) -> pl.Series:
-    """A quote-free block's lines (CRs kept); valid UTF-8 or ``NotStreamable``."""
+    """A quote-free block's lines (CRs kept); valid UTF-8 or ``NotStreamable``.
+
+    Decoded by polars (no Python text of the block).
+    """
+    body = chunk[:-1] if chunk.endswith(b"\n") else chunk
     try:
-        text = chunk.decode("utf-8")
-    except UnicodeDecodeError:
+        text = pl.Series([body], dtype=pl.Binary).cast(pl.String)
+    except PolarsError:
         raise NotStreamable("not UTF-8") from None
-    return pl.Series([text.removesuffix("\n")]).str.split("\n").explode()
+    return text.str.split("\n").explode()
 
 
 def _check_lines(rows: pl.Series, sep: str, width: int) -> None:

@@ -7,6 +7,14 @@ last slot held has come, so a run never holds more than one batch of the
 budget's future. That keeps the budget's next free slot close to the present,
 and a run that joins gets its first slot within one spacing.
 
+A slot is granted ``lead_s`` ahead of the store's clock. A run fast enough that
+its slots come closer than that (``--rate`` above ``1 / lead_s``) asks for the
+slots of one lead at least, and asks for the next ones as soon as its last held
+slot is within ``lead_s`` of now, before its requests come back for them:
+otherwise every batch would begin ``lead_s`` after the last one ended, and a run
+with few requests waiting could not reach a high ``--rate``. Slower runs (the
+account's 10/s) never ask ahead.
+
 A lost store is retried every ``retry_s``; no slot is granted meanwhile, and after
 ``lost_timeout_s`` without the store :meth:`Member.acquire` raises
 :class:`QuotaLostError`. The ``on_event`` hook hears when it was lost, every
@@ -18,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import math
 import os
 import socket
 import uuid
@@ -126,6 +135,9 @@ class Member:
         self._fetch = asyncio.Lock()
         self._beat: asyncio.Task[None] | None = None
         self._leaving = False
+        self._ahead: asyncio.Task[None] | None = None
+        # slots of one lead: more than 1 only above --rate 1 / lead_s
+        self._deep = max(1, math.ceil(params.lead_s * info.rate))
         self._outage_since: float | None = None
         self._outage_reason = ""
         self._outage_told = 0.0
@@ -161,11 +173,14 @@ class Member:
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         self._leaving = True  # the heartbeat stops even if a client swallows its cancel
         beat, self._beat = self._beat, None
-        if beat is not None:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+        for task in (self._ahead, beat):
+            if task is None:
+                continue
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError, QuotaLostError):
                 async with asyncio.timeout(_EXIT_S):
-                    await beat
+                    await task
+        self._ahead = None
         # best effort and short: a member that cannot leave expires after ttl_s anyway
         with contextlib.suppress(StoreUnavailable, TimeoutError):
             async with asyncio.timeout(_EXIT_S):
@@ -187,6 +202,7 @@ class Member:
             deadline = await self._next_deadline(loop)
         finally:
             self._waiting -= 1
+        self._ask_ahead(loop)
         try:
             delay = deadline - loop.time()
             if delay > 0:
@@ -218,10 +234,33 @@ class Member:
                 delay = self._last_deadline - self._params.lead_s - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                deadlines = await self._take(max(1, self._waiting))
+                deadlines = await self._take(max(self._deep, self._waiting))
                 self._slots.extend(deadlines)
                 self._last_deadline = deadlines[-1]
         return self._slots.popleft()
+
+    def _ask_ahead(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A fast run: once its last held slot is within ``lead_s``, the next batch is
+        asked for now, while its requests wait for the slots they hold."""
+        if self._deep == 1 or self._fetch.locked() or self._leaving:
+            return
+        if self._ahead is not None and not self._ahead.done():
+            return
+        if self._last_deadline - self._params.lead_s > loop.time():
+            return
+        self._ahead = asyncio.create_task(self._take_ahead(), name=f"quota-ahead-{self.id}")
+
+    async def _take_ahead(self) -> None:
+        async with self._fetch:
+            loop = asyncio.get_running_loop()
+            if self._last_deadline - self._params.lead_s > loop.time():
+                return  # a request that found no slot asked first
+            try:
+                deadlines = await self._take(max(self._deep, self._waiting))
+            except QuotaLostError:
+                return  # the next request that finds no slot asks, and says so
+            self._slots.extend(deadlines)
+            self._last_deadline = deadlines[-1]
 
     async def _take(self, want: int) -> list[float]:
         loop = asyncio.get_running_loop()
