@@ -23,7 +23,12 @@ Scenarios (``--only`` takes a comma-separated subset):
   (targets for enrich: throttled <= 2 % of its calls, effective >= 4.5/s);
 - ``ceiling``: enrich ``--rate 100000`` against an emulator with no latency and
   no limit over ``--ceiling-numbers`` numbers: requests/s and CPU time per
-  request of the enrich process (target >= 1,000 requests/s).
+  request of the enrich process (target >= 1,000 requests/s);
+- ``quota150`` / ``quota1000``: runs sharing the account's quota (issue 12): two
+  together, one joining late, three, one ``kill -9``'d, each on the default SQLite
+  store, on a real redis-server, and side by side with ``--quota off``
+  (``bench_share.py --quota default,redis,off``, its own process tree; ~12 min each);
+- ``slots``: the cost of a slot on each store (``bench_quota.py``).
 
 "effective/s" is answered numbers per second of calling (enrich: from its run
 summary; SDK: OK answers / loop time); "arrivals/s" and "max in 1 s" come from
@@ -62,7 +67,8 @@ from _common import (
     write_phone_csv,
 )
 
-SCENARIOS = ("limit150", "limit1000", "share150", "share1000", "ceiling")
+SCENARIOS = ("limit150", "limit1000", "share150", "share1000", "ceiling", "quota150",
+             "quota1000", "slots")  # fmt: skip
 CLIENTS = ("sdk-seq", "sdk-async", "enrich")
 
 
@@ -358,11 +364,25 @@ def main() -> int:
                 out.append(scenario_limit(int(name[5:]), n, seq_cap, tmp, clients))
             elif name.startswith("share"):
                 out.append(scenario_share(int(name[5:]), n, seq_cap, tmp, clients))
+            elif name.startswith("quota"):
+                out.append(_bench("bench_share.py", "--latency-ms", name[5:],
+                                  "--quota", "default,redis,off"))  # fmt: skip
+            elif name == "slots":
+                out.append(_bench("bench_quota.py"))
             else:
                 out.append(scenario_ceiling(ceiling, tmp))
             print(out[-1] + "\n", flush=True)
     print(f"(suite took {time.monotonic() - started:.0f} s)")
     return 0
+
+
+def _bench(script: str, *args: str) -> str:
+    """Another bench of this folder in its own process (it bounds its own time)."""
+    done = subprocess.run([PY, str(Path(__file__).parent / script), *args],
+                          capture_output=True, text=True, timeout=1800)  # fmt: skip
+    if done.returncode != 0:
+        return f"{script} exited {done.returncode}: {done.stderr[-2000:]}"
+    return done.stdout.strip()
 
 
 if __name__ == "__main__":
