@@ -398,9 +398,10 @@ def normalize_cell(raw: str | None, *, default_region: str | None = None) -> Cel
 #: change to ``normalize_cell`` that can read a cell differently.
 NORMALIZER_VERSION: Final = f"phonenumbers {phonenumbers.__version__}; rules 1"
 
-#: Below this many cells one process is quicker than starting a pool (measured:
-#: bench/README.md, "Normalising").
-POOL_MIN_CELLS: Final = 20_000
+#: Below this many cells one process is quicker than starting a pool (measured with
+#: bench/bench_normalise.py: a pool of two 0.78x one process at 20,000 cells, 1.12x
+#: at 30,000, 1.68x at 200,000; bench/README.md, "Normalising new cells").
+POOL_MIN_CELLS: Final = 30_000
 _POOL_CHUNK: Final = 5_000
 
 CellColumns = tuple[list[str | None], list[str | None], list[bool]]
