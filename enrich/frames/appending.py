@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import polars as pl
@@ -52,7 +52,7 @@ class CsvAppender:
 
     def write(self, flat: pl.DataFrame) -> None:
         """Append ``flat`` (text ready for a spreadsheet); the first batch writes the header."""
-        try:
+        with self._writing():
             flat.write_csv(
                 self.handle,
                 separator=self.sep,
@@ -61,16 +61,11 @@ class CsvAppender:
                 include_header=self.first,
                 line_terminator=self.line_terminator,
             )
-        except OSError as exc:
-            raise OutputError(f"cannot write {self.shown}: {reason(exc)}") from None
-        except (PolarsError, ValueError) as exc:
-            raise OutputError(f"cannot write {self.shown}: {reason(exc)}") from None
-        self.first = False
 
     def write_lines(self, lines: pl.Series, *, header: Sequence[str]) -> None:
         """Append ``lines``, each a row as CSV text (no line end); the first call
         writes the header (names as they are: no name needs quotes)."""
-        try:
+        with self._writing():
             if self.first:
                 head = self.sep.join(header) + self.line_terminator
                 self.handle.write((_UTF8_BOM if self.bom else b"") + head.encode("utf-8"))
@@ -81,9 +76,13 @@ class CsvAppender:
                     quote_style="never",
                     line_terminator=self.line_terminator,
                 )
-        except OSError as exc:
-            raise OutputError(f"cannot write {self.shown}: {reason(exc)}") from None
-        except (PolarsError, ValueError) as exc:
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A write that fails is an ``OutputError``; one that succeeds ends the header."""
+        try:
+            yield
+        except (OSError, PolarsError, ValueError) as exc:
             raise OutputError(f"cannot write {self.shown}: {reason(exc)}") from None
         self.first = False
 
