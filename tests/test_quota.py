@@ -649,3 +649,43 @@ def test_a_fast_run_with_one_request_waiting_is_not_held_to_one_slot_a_lead(
     times = asyncio.run(scenario())
     assert len(times) >= 250  # one slot a lead: 33
     assert max_in_window(times) <= 500
+
+
+def test_a_slow_run_at_a_high_rate_neither_hoards_slots_nor_sends_them_late(
+    tmp_path: Path,
+) -> None:
+    """--rate 1000 beside a run whose 4 requests each take 100 ms (about 30 a second):
+    the slow one is granted about what it uses (asking for one lead of slots at its
+    --rate, ~30 a take, it would hold hundreds it never sends and count as taking the
+    budget), and no slot held past its moment is sent late: together never above 1000
+    in a sliding second."""
+    store = str(tmp_path / "q.sqlite3")
+    got: dict[str, tuple[int, int]] = {}
+
+    async def member(name: str, times: list[float], *, workers: int, busy_s: float,
+                     t0: float) -> None:
+        quota = open_quota(store, cache_dir=tmp_path)
+        assert quota is not None
+        async with quota, quota.join("AK", rate=1000) as m:
+            async def worker() -> None:
+                while time.monotonic() < t0 + 1.5:
+                    await m.acquire()
+                    times.append(time.monotonic() - t0)
+                    await asyncio.sleep(busy_s)
+            await asyncio.gather(*(worker() for _ in range(workers)))
+            got[name] = (m.granted, m.received)
+
+    async def scenario() -> tuple[list[float], list[float]]:
+        t0 = time.monotonic()
+        slow: list[float] = []
+        fast: list[float] = []
+        await asyncio.gather(member("slow", slow, workers=4, busy_s=0.1, t0=t0),
+                             member("fast", fast, workers=16, busy_s=0.0, t0=t0))
+        return slow, fast
+
+    slow, fast = asyncio.run(scenario())
+    assert max_in_window(sorted(slow + fast)) <= 1000
+    used, received = got["slow"]
+    assert count(slow, 0.5, 1.5) >= 20  # it gets what it asks for (4 / (0.1 s + its waits))
+    assert received <= 3 * used + 60, got  # about what it used, not a lead's slots a take
+    assert count(fast, 0.5, 1.5) >= 0.45 * (PACE * 100 - 40)  # and the fast one is not starved

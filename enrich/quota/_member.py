@@ -7,13 +7,16 @@ last slot held has come, so a run never holds more than one batch of the
 budget's future. That keeps the budget's next free slot close to the present,
 and a run that joins gets its first slot within one spacing.
 
-A slot is granted ``lead_s`` ahead of the store's clock. A run fast enough that
-its slots come closer than that (``--rate`` above ``1 / lead_s``) asks for the
-slots of one lead at least, and asks for the next ones as soon as its last held
-slot is within ``lead_s`` of now, before its requests come back for them:
-otherwise every batch would begin ``lead_s`` after the last one ended, and a run
-with few requests waiting could not reach a high ``--rate``. Slower runs (the
-account's 10/s) never ask ahead.
+A slot is granted ``lead_s`` ahead of the store's clock. A run whose requests
+take slots faster than one a lead (measured over the last ``_DEMAND_S``) asks
+for twice as many as they took in one lead, and asks for the next ones as soon as its
+last held slot is within ``lead_s`` of now, before its requests come back for
+them: otherwise every batch would begin ``lead_s`` after the last one ended, and a
+fast run with few requests waiting could not reach a high ``--rate``. It asks for
+no more than twice what its requests have been taking, so the store's view of it
+stays close to true, and a slot whose moment is more than ``lead_s`` past is dropped, never sent
+late (sent late, it could bunch with the slots after it). A run at the account's
+10/s never asks ahead.
 
 A lost store is retried every ``retry_s``; no slot is granted meanwhile, and after
 ``lost_timeout_s`` without the store :meth:`Member.acquire` raises
@@ -50,6 +53,8 @@ __all__ = ["EventHook", "Member", "Quota"]
 
 EventHook = Callable[[QuotaEvent], None]
 _WAITING_EVERY_S = 10.0
+#: A fast run's demand is the slots its requests took over this many seconds.
+_DEMAND_S = 0.1
 #: Leaving and closing wait at most this long each (a run's exit is never held up).
 _EXIT_S = 1.0
 
@@ -136,8 +141,9 @@ class Member:
         self._beat: asyncio.Task[None] | None = None
         self._leaving = False
         self._ahead: asyncio.Task[None] | None = None
-        # slots of one lead: more than 1 only above --rate 1 / lead_s
+        # slots of one lead at this --rate: more than 1 only above --rate 1 / lead_s
         self._deep = max(1, math.ceil(params.lead_s * info.rate))
+        self._taken: deque[float] = deque()  # when the last _DEMAND_S's slots were taken
         self._outage_since: float | None = None
         self._outage_reason = ""
         self._outage_told = 0.0
@@ -146,6 +152,8 @@ class Member:
         #: slots taken, and of those given back unused
         self.granted = 0
         self.unused_slots = 0
+        #: slots the store granted this run (taken or not)
+        self.received = 0
 
     @property
     def id(self) -> str:
@@ -202,7 +210,11 @@ class Member:
             deadline = await self._next_deadline(loop)
         finally:
             self._waiting -= 1
-        self._ask_ahead(loop)
+        if self._deep > 1:
+            self._taken.append(start)
+            while self._taken[0] < start - _DEMAND_S:
+                self._taken.popleft()
+            self._ask_ahead(loop)
         try:
             delay = deadline - loop.time()
             if delay > 0:
@@ -224,7 +236,20 @@ class Member:
         """
         self.unused_slots += 1
 
+    def _demand(self) -> int:
+        """Slots to ask for: twice what this run's requests took in one lead over the
+        last ``_DEMAND_S`` (room to speed up), at least 1, at most one lead's slots at
+        its ``--rate``."""
+        if self._deep == 1:
+            return 1
+        per_s = len(self._taken) / _DEMAND_S
+        return max(1, min(self._deep, math.ceil(2 * per_s * self._params.lead_s)))
+
     async def _next_deadline(self, loop: asyncio.AbstractEventLoop) -> float:
+        late = loop.time() - self._params.lead_s
+        while self._slots and self._slots[0] < late:  # its moment is past: never sent late
+            self._slots.popleft()
+            self.unused_slots += 1
         while not self._slots:
             async with self._fetch:
                 if self._slots:
@@ -234,18 +259,25 @@ class Member:
                 delay = self._last_deadline - self._params.lead_s - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                deadlines = await self._take(max(self._deep, self._waiting))
-                self._slots.extend(deadlines)
-                self._last_deadline = deadlines[-1]
+                deadlines = await self._take(max(self._demand(), self._waiting))
+                self._keep(deadlines)
         return self._slots.popleft()
+
+    def _keep(self, deadlines: list[float]) -> None:
+        self._slots.extend(deadlines)
+        self._last_deadline = deadlines[-1]
+        self.received += len(deadlines)
 
     def _ask_ahead(self, loop: asyncio.AbstractEventLoop) -> None:
         """A fast run: once its last held slot is within ``lead_s``, the next batch is
         asked for now, while its requests wait for the slots they hold."""
-        if self._deep == 1 or self._fetch.locked() or self._leaving:
+        if self._fetch.locked() or self._leaving:
             return
         if self._ahead is not None and not self._ahead.done():
             return
+        want = self._demand()
+        if want == 1 or len(self._slots) >= want:
+            return  # a run that takes a slot a lead or less: asked for when needed
         if self._last_deadline - self._params.lead_s > loop.time():
             return
         self._ahead = asyncio.create_task(self._take_ahead(), name=f"quota-ahead-{self.id}")
@@ -256,11 +288,10 @@ class Member:
             if self._last_deadline - self._params.lead_s > loop.time():
                 return  # a request that found no slot asked first
             try:
-                deadlines = await self._take(max(self._deep, self._waiting))
-            except QuotaLostError:
-                return  # the next request that finds no slot asks, and says so
-            self._slots.extend(deadlines)
-            self._last_deadline = deadlines[-1]
+                deadlines = await self._take(max(self._demand(), self._waiting))
+            except Exception:
+                return  # the next request that finds no slot asks, and raises it
+            self._keep(deadlines)
 
     async def _take(self, want: int) -> list[float]:
         loop = asyncio.get_running_loop()
