@@ -24,6 +24,7 @@ from enrich.types import BP_COLUMNS, Key
 __all__ = [
     "BP_PHONE_COLUMN",
     "DEMO_CUST_SPACE_ID",
+    "PRIVATE_COLUMNS",
     "KeyCounts",
     "Prepared",
     "Readings",
@@ -48,6 +49,11 @@ DEMO_CUST_SPACE_ID = "demo-space"
 
 #: The 14th output column: which ``--phone-column`` gave the number (several given).
 BP_PHONE_COLUMN = "bp_phone_column"
+#: The columns a run adds beside the input's for its error report (never written to
+#: the enriched file): an input column of one of these names is refused.
+PRIVATE_COLUMNS: tuple[str, ...] = (
+    "_row", "_source_row", "_raw", "_cust", "_message", "_http", "_attempts",
+)  # fmt: skip
 
 
 @dataclass
@@ -480,12 +486,19 @@ def limit_to_first_keys(prep: Prepared, n: int) -> Prepared:
 
 
 def refuse_enriched_input(columns: Sequence[str]) -> None:
-    """InputError when the input already has ``bp_*`` columns (an enriched file)."""
+    """InputError when the input already has ``bp_*`` columns (an enriched file), or a
+    column of a name a run keeps for itself (``PRIVATE_COLUMNS``)."""
     clash = [c for c in (*BP_COLUMNS, BP_PHONE_COLUMN) if c in columns]
     if clash:
         raise InputError(
             f"{', '.join(clash)} already in the input: is it an enriched file? "
             "Enrich the original file instead"
+        )
+    taken = [c for c in PRIVATE_COLUMNS if c in columns]
+    if taken:
+        raise InputError(
+            f"the input has a column named {', '.join(taken)}, a name enrich keeps for "
+            "its error report; rename that column and run again"
         )
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "enriched_frame",
     "error_frame",
     "for_copy",
+    "public_columns",
     "refuse_enriched_input",
     "results_frame",
     "row_counts",
@@ -289,7 +290,7 @@ def write_outputs(
         return []
     table = prep.table
     same_kind = table.fmt == "csv" and out_fmt == "csv"
-    public = frame.select([c for c in frame.columns if not c.startswith("_")])
+    public = frame.select(public_columns(prep, frame))
     separator = prep.table.separator if prep.table.fmt == "csv" and out_fmt == "csv" else ","
     targets = (output, errors, summary_path)
     with frames.staged_outputs(targets, commit=commit) as (out_tmp, err_tmp, summary_tmp):
@@ -425,7 +426,7 @@ def _write_streamed(
                     frame = bp
                 else:
                     frame = pl.concat([batch.df, bp], how="horizontal")
-                    public = frame.select([c for c in frame.columns if not c.startswith("_")])
+                    public = frame.select([*batch.df.columns, *_public_bp(prep)])
                     if out_fmt == "csv":  # nested input cells as text; the error codes
                         flat = for_spreadsheet(
                             public if table.fmt != "csv" else public.select("bp_error_code"),
@@ -467,6 +468,15 @@ _REPORTED = ("bp_status", "bp_phone", "bp_error_code", "bp_request_id")
 
 def _public_bp(prep: Prepared) -> list[str]:
     return [*BP_COLUMNS, *([BP_PHONE_COLUMN] if prep.several_columns else [])]
+
+
+def public_columns(prep: Prepared, frame: pl.DataFrame) -> list[str]:
+    """The columns of ``frame`` (``enriched_frame``) an output holds: the input's (even
+    those whose names start with ``_``), then the ``bp_*`` ones."""
+    bp = _public_bp(prep)
+    if prep.source is not None:  # a large file's groups: no input column
+        return [c for c in bp if c in frame.columns]
+    return [*prep.table.df.columns, *bp]
 
 
 def for_copy(prep: Prepared, groups: pl.DataFrame, *, output: Path, out_fmt: str) -> pl.DataFrame:

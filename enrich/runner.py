@@ -132,7 +132,7 @@ class Enriched:
     @property
     def public(self) -> pl.DataFrame:
         """The enriched frame without the private report columns."""
-        return self.frame.select([c for c in self.frame.columns if not c.startswith("_")])
+        return self.frame.select(report.public_columns(self.prep, self.frame))
 
 
 class _Run:

@@ -191,6 +191,9 @@ CASES = [
     Case("already-enriched-input", ["enriched_input.csv", *S1], 1,
          "bp_status already in the input: is it an enriched file? Enrich the original file "
          "instead", files=("enriched_input.csv",)),
+    Case("reserved-column-name", ["reserved_column.csv", *S1], 1,
+         "the input has a column named _raw, a name enrich keeps for its error report; "
+         "rename that column and run again", files=("reserved_column.csv",)),
     Case("parquet-without-phone-column", ["nophone.parquet", *S1], 1,
          "no phone column found in nophone.parquet; name it with --phone-column NAME "
          "(columns: id, name)", build=parquet_without_phone),

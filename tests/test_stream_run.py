@@ -97,12 +97,17 @@ def _csv(
         ("semicolon_unquoted.csv", _csv(40, sep=";", quotes=False)),
         ("tabs_unquoted.tsv", _csv(30, sep="\t", quotes=False)),
         ("crlf_blank_lines.csv", b"id,phone\r\n1,+8613800138000\r\n\r\n,\r\n2,bad\r\n\r\n"),
+        # an input column whose name starts with "_" is the user's: written, both ways
+        ("underscore_column.csv", b"_id,phone\n1,+8613800138000\n2,bad\n"),
+        ("underscore_quoted.csv", b'_id,phone\n"1",+8613800138000\n2,bad\n'),
     ],
 )
 def test_csv_streamed_is_byte_equal(server: EmulatorServer, name: str, data: bytes) -> None:
     Path(name).write_bytes(data)
     eager, streamed, _ = both_ways(server, Path(name))
     assert_same(eager, streamed)
+    header = Path(eager).read_bytes().split(b"\n", 1)[0].lstrip(b"\xef\xbb\xbf")
+    assert header.startswith(data.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0].rstrip(b"\r"))
 
 
 @pytest.mark.parametrize("quotes", [True, False])
