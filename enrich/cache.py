@@ -106,8 +106,9 @@ RESULT_SCHEMA: dict[str, pl.DataType] = {
     "r_http": pl.Int64(),
 }
 
-#: The answers of a batch of numbers of one CustSpaceId as one NDJSON text (one JSON
-#: object per line), made by SQLite and read by polars: no Python object per answer.
+#: The answers of a batch of keys (a JSON array of [CustSpaceId, number]) as one NDJSON
+#: text (one JSON object per line), made by SQLite and read by polars: no Python object
+#: per answer.
 #: The stored payload (the profile's JSON, written by ``json.dumps``) is spliced in as
 #: it is, not parsed again: ``json_quote`` escapes every text value.
 _ANSWERS_NDJSON = (
@@ -119,7 +120,8 @@ _ANSWERS_NDJSON = (
     " || ',\"r_code\":' || json_quote(a.error_code)"
     " || ',\"r_message\":' || json_quote(a.error_message)"
     " || ',\"r_http\":' || coalesce(a.http_status, 'null') || '}', char(10))"
-    " FROM json_each(?) w CROSS JOIN answers a ON a.cust_space_id = ? AND a.phone = w.value"
+    " FROM json_each(?) w CROSS JOIN answers a"
+    " ON a.cust_space_id = w.value ->> 0 AND a.phone = w.value ->> 1"
     " WHERE a.fetched_at >= ?"
 )
 
@@ -158,9 +160,10 @@ def _batches(items: list[Any], size: int = _BATCH) -> Iterable[str]:
 
 
 def _json_arrays(values: pl.Series, size: int) -> Iterable[str]:
-    """``values`` (text, no null) as JSON arrays of ``size`` at most, encoded by polars."""
+    """``values`` (text, or lists of text; no null) as JSON arrays of ``size`` at most,
+    encoded by polars."""
     for i in range(0, values.len(), size):
-        part = values.slice(i, size).cast(pl.String).to_frame("v")
+        part = values.slice(i, size).to_frame("v")
         items = part.select(pl.struct("v").struct.json_encode().str.slice(5).str.head(-1))
         yield "[" + items.to_series().str.join(",").item() + "]"
 
@@ -212,9 +215,9 @@ class Ledger:
     def lookup_frame(self, keys: Iterable[Key], *, not_before: float) -> pl.DataFrame:
         """Recorded outcomes for ``keys`` fetched at or after ``not_before``, as a frame.
 
-        Columns ``RESULT_SCHEMA``. The numbers of each CustSpaceId go to SQLite
-        sorted (its primary-key index is then walked forwards: 3x faster for a
-        million keys than in a shuffled file's order), 50,000 per statement joined
+        Columns ``RESULT_SCHEMA``. The keys go to SQLite sorted (its primary-key
+        index is then walked forwards: 3x faster for a million keys than in a
+        shuffled file's order), 50,000 per statement joined
         against the table, whose answers come back as one NDJSON text that polars
         reads, profiles included: a million-row run builds no Python object per answer.
         """
@@ -223,11 +226,11 @@ class Ledger:
             {"cust": [k[0] for k in pairs], "number": [k[1] for k in pairs]},
             schema={"cust": pl.String, "number": pl.String},
         )
+        pairs_json = asked.sort("cust", "number").select(pl.concat_list("cust", "number"))
         frames: list[pl.DataFrame] = []
-        for (space,), numbers in asked.sort("cust", "number").group_by("cust", maintain_order=True):
-            for batch in _json_arrays(numbers["number"], _ANSWER_BATCH):
-                (text,) = self._db.execute(_ANSWERS_NDJSON, (batch, space, not_before)).fetchone()
-                frames += _ndjson(text, RESULT_SCHEMA)
+        for batch in _json_arrays(pairs_json.to_series(), _ANSWER_BATCH):
+            (text,) = self._db.execute(_ANSWERS_NDJSON, (batch, not_before)).fetchone()
+            frames += _ndjson(text, RESULT_SCHEMA)
         return pl.concat(frames) if frames else pl.DataFrame(schema=RESULT_SCHEMA)
 
     def lookup_readings(

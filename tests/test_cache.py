@@ -49,3 +49,46 @@ def test_lookup_many_keys_in_chunks(tmp_path: Path) -> None:
             ledger.put_answer(("S", str(i)), Answer(None, None, 10.0))
         got = ledger.lookup([("S", str(i)) for i in range(0, 2400, 2)], not_before=0)
         assert len(got) == 600
+
+
+def test_frame_lookups_agree_with_the_one_by_one_lookup_whatever_the_text(
+    tmp_path: Path,
+) -> None:
+    """The NDJSON texts SQLite builds escape every value: quotes, backslashes, control
+    characters, non-ASCII, in keys, messages and profiles; several CustSpaceIds."""
+    import polars as pl
+
+    odd = ['S"1', "S\\2", "S\t3 ü", "S4"]
+    profile = Profile(about='say "hi"\n\\ ok\x01', email="é@x", websites=("https://a", 'b"'))
+    with Ledger(tmp_path / "l.sqlite3") as ledger:
+        keys = []
+        for i, space in enumerate(odd):
+            for j in range(3):
+                key = (space, f"86138{i}{j}")
+                keys.append(key)
+                if j == 0:
+                    ledger.put_answer(key, Answer(profile, f'R"{i}', 1_700_000_000.0))
+                elif j == 1:
+                    ledger.put_error(key, code="Throttling.User", message='quota "exceeded"\r\n',
+                                     http_status=429, request_id="R", fetched_at=1_700_000_000.0)
+        frame = ledger.lookup_frame([*reversed(keys), ("nobody", "1")], not_before=0)
+        one_by_one = ledger.lookup(keys, not_before=0)
+        readings = pl.DataFrame(
+            {"raw": ['"+86 138"', "a\\b", "ü\n"], "number": ["86138", None, None],
+             "err": [None, "Client.InvalidPhone", "Client.InvalidPhone"],
+             "multi": [False, False, True]},
+        )  # fmt: skip
+        ledger.remember_readings(readings, region=None, rules="r1")
+        back = ledger.lookup_readings(["ü\n", '"+86 138"', "a\\b", "unknown"], region=None,
+                                      rules="r1")  # fmt: skip
+    got = {(r["cust"], r["number"]): r for r in frame.iter_rows(named=True)}
+    assert set(got) == set(one_by_one)
+    for key, outcome in one_by_one.items():
+        row = got[key]
+        assert (row["r_status"], row["bp_request_id"], row["r_code"], row["r_message"],
+                row["r_http"]) == (outcome.status, outcome.request_id, outcome.error_code,
+                                   outcome.error_message, outcome.http_status)  # fmt: skip
+        if outcome.profile is not None:
+            assert row["profile"]["about"] == profile.about
+            assert row["profile"]["websites"] == list(profile.websites)
+    assert back.sort("raw").equals(readings.sort("raw"))
