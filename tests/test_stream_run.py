@@ -177,3 +177,26 @@ def test_count_keys_streamed_says_what_prepare_says(
     assert "reading" in phases
     assert streamed == whole
     assert (whole.rows, whole.valid, len(whole.keys)) == (60, 42, 5)
+
+
+def test_a_website_list_of_one_empty_text_is_an_empty_cell_both_ways(
+    server: EmulatorServer,
+) -> None:
+    """Websites [""] (a service may send it) joined as a spreadsheet cell: no cell, not
+    an empty quoted text, in the whole-file and the streamed path alike."""
+    import time
+
+    from enrich.cache import Ledger
+    from enrich.client import Answer, Profile
+
+    with Ledger(Path("ledger.sqlite3")) as ledger:
+        ledger.put_answer(("S1", "8613800138000"),
+                          Answer(Profile(about="a", websites=("",)), "R1", time.time()))
+    Path("in.csv").write_text("id,phone\n1,+8613800138000\n")
+    eager = _run(server, Path("in.csv"), "eager.csv", env={})
+    streamed = _run(server, Path("in.csv"), "streamed.csv",
+                    env={"CAMS_ENRICH_STREAM_MIN_BYTES": "0"})  # fmt: skip
+    assert eager.exit_code == streamed.exit_code == 0, eager.stderr + streamed.stderr
+    assert Path("eager.csv").read_bytes() == Path("streamed.csv").read_bytes()
+    row = pl.read_csv("eager.csv", infer_schema=False).row(0, named=True)
+    assert row["bp_websites"] is None and row["bp_about"] == "a"  # polars reads "" as ""
