@@ -122,9 +122,9 @@ def enriched_frame(
     refuse_enriched_input(prep.table.df.columns)
     streamed = prep.source is not None
     if join_websites:
-        joined = pl.col("bp_websites").list.join(" ")
+        sites = pl.col("bp_websites").list.join(" ")
         results = results.with_columns(  # as ``for_spreadsheet`` joins a list: "" is no cell
-            pl.when(joined != "").then(joined).alias("bp_websites")
+            pl.when(sites != "").then(sites).alias("bp_websites")
         )
     joined = prep.rows.join(results, on=["cust", "number"], how="left", maintain_order="left")
     local = pl.col("err")
