@@ -419,10 +419,9 @@ def _write_streamed(
                         raise _changed(source.path)
                     assert isinstance(out, CsvAppender)
                     lines = batch.lines if batch.lines is not None else pl.Series([], dtype=_S)
-                    written = lines + bp["_line"]
-                    if written.null_count():
+                    if bp["_line"].null_count():
                         raise _changed(source.path)
-                    out.write_lines(written, header=header)
+                    out.write_lines(lines, bp["_line"], header=header)
                     frame = bp
                 else:
                     frame = pl.concat([batch.df, bp], how="horizontal")
@@ -484,7 +483,7 @@ def for_copy(prep: Prepared, groups: pl.DataFrame, *, output: Path, out_fmt: str
 
     Where the input is CSV without a quote (``StreamedTable.plain``) and the output
     CSV with its separator: each group's ``bp_*`` cells are written once, by
-    ``write_csv`` (quoted as it quotes them), as ``_line`` (the separator first), and
+    ``write_csv`` (quoted as it quotes them), as ``_line``, and
     the text columns the output alone needs are dropped, so that pass 2 holds no
     more than it needs. Otherwise (or where a cell holds ``_CUT``) ``groups`` as it is.
     """
@@ -499,8 +498,7 @@ def for_copy(prep: Prepared, groups: pl.DataFrame, *, output: Path, out_fmt: str
     ):
         return groups
     public = _public_bp(prep)
-    # an empty first cell: each group's text starts with the separator
-    cells = groups.select(pl.lit(None, dtype=_S).alias("_sep"), *public)
+    cells = groups.select(public)
     cells = cells.with_columns(
         for_spreadsheet(
             cells.select("bp_error_code"), api_text_columns=("bp_error_code",), list_columns=()

@@ -2,12 +2,14 @@
 
 ``CsvAppender`` writes the header (and a BOM) once, then each batch; its
 ``write_lines`` appends rows already written as CSV text (a large file's second
-pass copies each row's line). ``ParquetParts`` keeps each batch in a private
+pass copies each row's line), in a thread of its own while the caller prepares
+the next batch (one batch in flight, in order). ``ParquetParts`` keeps each batch in a private
 temporary folder and streams them into one file at the end (polars ``sink_parquet``).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
 import tempfile
@@ -45,6 +47,8 @@ class CsvAppender:
         self.sep = output_separator(shown, separator)
         self.bom, self.line_terminator, self.shown = bom, line_terminator, shown
         self.first = True
+        self._pending: concurrent.futures.Future[None] | None = None
+        self._writer: concurrent.futures.ThreadPoolExecutor | None = None
         try:
             self.handle = path.open("wb")
         except OSError as exc:
@@ -62,20 +66,44 @@ class CsvAppender:
                 line_terminator=self.line_terminator,
             )
 
-    def write_lines(self, lines: pl.Series, *, header: Sequence[str]) -> None:
-        """Append ``lines``, each a row as CSV text (no line end); the first call
-        writes the header (names as they are: no name needs quotes)."""
+    def write_lines(self, *parts: pl.Series, header: Sequence[str]) -> None:
+        """Append rows already written as CSV text: each row is its ``parts`` joined by
+        the separator, as they are (no quote added), then the line end. The first call
+        writes the header (names as they are: no name needs quotes).
+
+        The rows are written by a thread of this appender while the caller goes on;
+        the batch before is waited for first, and ``close`` waits for the last.
+        """
+        self._wait()
         with self._writing():
             if self.first:
                 head = self.sep.join(header) + self.line_terminator
                 self.handle.write((_UTF8_BOM if self.bom else b"") + head.encode("utf-8"))
-            if lines.len():
-                lines.to_frame("line").write_csv(
-                    self.handle,
-                    include_header=False,
-                    quote_style="never",
-                    line_terminator=self.line_terminator,
-                )
+        if not parts or not parts[0].len():
+            return
+        rows = pl.DataFrame([p.alias(f"c{i}") for i, p in enumerate(parts)])
+        if self._writer is None:
+            self._writer = concurrent.futures.ThreadPoolExecutor(1, "enrich-csv-writer")
+        self._pending = self._writer.submit(
+            rows.write_csv,
+            self.handle,
+            separator=self.sep,
+            include_header=False,
+            quote_style="never",
+            line_terminator=self.line_terminator,
+        )
+
+    def _wait(self) -> None:
+        """The batch in flight written (its failure raised as ``OutputError``)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            with self._writing():
+                pending.result()
+
+    def _stop(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.shutdown(wait=True)
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
@@ -88,12 +116,17 @@ class CsvAppender:
 
     def discard(self) -> None:
         """Close without a word (the staged file is removed by ``staged_outputs``)."""
+        with contextlib.suppress(Exception):
+            self._wait()
+        self._stop()
         with contextlib.suppress(OSError):
             self.handle.close()
 
     def close(self) -> None:
         """Flush, fsync and close (a staged file is whole before it is renamed)."""
         try:
+            self._wait()
+            self._stop()
             self.handle.flush()
             os.fsync(self.handle.fileno())
         except OSError as exc:
