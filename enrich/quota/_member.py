@@ -254,14 +254,18 @@ class Member:
             async with self._fetch:
                 if self._slots:
                     break
-                # at most one batch of the budget's future at a time, asked for as far
-                # ahead of its last slot as a slot is granted ahead of the store's clock
-                delay = self._last_deadline - self._params.lead_s - loop.time()
+                delay = self._ask_in(loop)
                 if delay > 0:
                     await asyncio.sleep(delay)
                 deadlines = await self._take(max(self._demand(), self._waiting))
                 self._keep(deadlines)
         return self._slots.popleft()
+
+    def _ask_in(self, loop: asyncio.AbstractEventLoop) -> float:
+        """Seconds until the next batch is asked for: at most one batch of the budget's
+        future at a time, asked for as far ahead of its last slot as a slot is granted
+        ahead of the store's clock (now or past: ask now)."""
+        return self._last_deadline - self._params.lead_s - loop.time()
 
     def _keep(self, deadlines: list[float]) -> None:
         self._slots.extend(deadlines)
@@ -278,14 +282,13 @@ class Member:
         want = self._demand()
         if want == 1 or len(self._slots) >= want:
             return  # a run that takes a slot a lead or less: asked for when needed
-        if self._last_deadline - self._params.lead_s > loop.time():
+        if self._ask_in(loop) > 0:
             return
         self._ahead = asyncio.create_task(self._take_ahead(), name=f"quota-ahead-{self.id}")
 
     async def _take_ahead(self) -> None:
         async with self._fetch:
-            loop = asyncio.get_running_loop()
-            if self._last_deadline - self._params.lead_s > loop.time():
+            if self._ask_in(asyncio.get_running_loop()) > 0:
                 return  # a request that found no slot asked first
             try:
                 deadlines = await self._take(max(self._demand(), self._waiting))
