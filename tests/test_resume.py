@@ -23,10 +23,10 @@ def numbers_csv(path: Path, n: int = N) -> Path:
     return path
 
 
-def start(args: list[str], tmp_path: Path) -> subprocess.Popen[str]:
+def start(args: list[str], tmp_path: Path, **extra_env: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ALIBABA_CLOUD_", "CAMS_"))}
     env.update(ALIBABA_CLOUD_ACCESS_KEY_ID="testAKID", ALIBABA_CLOUD_ACCESS_KEY_SECRET="testSecret",
-               XDG_CACHE_HOME=str(tmp_path / ".cache"))
+               XDG_CACHE_HOME=str(tmp_path / ".cache"), **extra_env)
     return subprocess.Popen([sys.executable, "-m", "enrich", *args], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -192,13 +192,7 @@ def test_a_large_file_stopped_in_its_second_pass_leaves_nothing_half_written(
     streamed = {"CAMS_ENRICH_STREAM_MIN_BYTES": "0", "CAMS_ENRICH_STREAM_BATCH_BYTES": "4096"}
 
     def launch() -> subprocess.Popen[str]:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("ALIBABA_CLOUD_", "CAMS_"))}
-        env.update(ALIBABA_CLOUD_ACCESS_KEY_ID="testAKID",
-                   ALIBABA_CLOUD_ACCESS_KEY_SECRET="testSecret",
-                   XDG_CACHE_HOME=str(tmp_path / ".cache"), **streamed)
-        return subprocess.Popen([sys.executable, "-m", "enrich", *args], cwd=tmp_path, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return start(args, tmp_path, **streamed)
 
     filled = launch()  # every number in the cache; its outputs are the reference
     _, err = filled.communicate(timeout=120)
