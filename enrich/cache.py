@@ -110,7 +110,9 @@ RESULT_SCHEMA: dict[str, pl.DataType] = {
 #: text (one JSON object per line), made by SQLite and read by polars: no Python object
 #: per answer.
 #: The stored payload (the profile's JSON, written by ``json.dumps``) is spliced in as
-#: it is, not parsed again: ``json_quote`` escapes every text value.
+#: it is, not parsed again: ``json_quote`` escapes every text value. ``CROSS JOIN``: the
+#: array is the outer loop, each of its values one seek in the index (SQLite could
+#: otherwise choose to scan the table once per value); ``_READINGS_NDJSON`` likewise.
 _ANSWERS_NDJSON = (
     "SELECT group_concat('{\"cust\":' || json_quote(a.cust_space_id)"
     " || ',\"number\":' || json_quote(a.phone) || ',\"r_status\":' || json_quote(a.status)"
@@ -124,9 +126,6 @@ _ANSWERS_NDJSON = (
     " ON a.cust_space_id = w.value ->> 0 AND a.phone = w.value ->> 1"
     " WHERE a.fetched_at >= ?"
 )
-
-#: (``CROSS JOIN``: the array is the outer loop, each of its values one seek in the
-#: index; SQLite could otherwise choose to scan the table once per value.)
 
 #: The remembered readings of a batch of cells as one NDJSON text.
 _READINGS_NDJSON = (
